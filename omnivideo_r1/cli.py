@@ -1,0 +1,43 @@
+"""`omnivideo-r1` command line: one subcommand per job.
+
+Each job module exposes `add_arguments(parser)` and `run(args) -> int`, and imports heavy libraries (torch,
+transformers) inside `run`, so `omnivideo-r1 --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# subcommand -> (module, one-line help). A dict literal, not a registry: add a line to add a job.
+COMMANDS = {
+    "inspect": ("omnivideo_r1.media.inspect_cmd", "describe a media file: duration, frames, size, fps, audio"),
+    "synth": ("omnivideo_r1.synth.cli", "generate the synthetic audio-visual world (real .mp4 clips + JSONL)"),
+    "train": ("omnivideo_r1.train.cli", "GSPO training (stage QI or MA) from a YAML recipe"),
+    "demo": ("omnivideo_r1.train.demo", "offline end-to-end demo: world, warm start, QI, MA, eval, ablation"),
+    "eval": ("omnivideo_r1.eval.cli", "multiple-choice evaluation on AV and silent-video benchmarks"),
+    "curate": ("omnivideo_r1.curation.cli", "judge-score, filter, categorise and balance training data"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(prog="omnivideo-r1", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        parser.print_help() if (not argv or argv[0] in ("-h", "--help")) else parser.error(
+            f"unknown command {argv[0]!r}; choose from {list(COMMANDS)}")
+        return 0
+    name = argv[0]
+    module = importlib.import_module(COMMANDS[name][0])
+    cmd_parser = argparse.ArgumentParser(prog=f"omnivideo-r1 {name}", description=COMMANDS[name][1])
+    module.add_arguments(cmd_parser)
+    args = cmd_parser.parse_args(argv[1:])
+    return int(module.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
