@@ -14,11 +14,12 @@ from typing import Literal, Protocol, Sequence
 
 from ..schema import TimeCaption
 
-JudgeTask = Literal["caption", "completeness", "answer", "curation"]
+JudgeTask = Literal["caption", "completeness", "answer", "curation", "category"]
 """caption: is one predicted caption accurate for its own time window (r_cons, per segment).
 completeness: are the predicted segments together sufficient to answer the question (r_comp).
 answer: soft score of a free-form answer against the reference answer.
-curation: four-dimension data-quality scores (video/audio dependency, question logic, answer accuracy)."""
+curation: four-dimension data-quality scores (video/audio dependency, question logic, answer accuracy).
+category: pick one label of `options` (the taxonomy) for the sample's question; result in `label`."""
 
 CURATION_DIMENSIONS = ("video_dependency", "audio_dependency", "question_logic", "answer_accuracy")
 
@@ -61,6 +62,8 @@ class JudgeResult:
     """Named sub-scores (curation: CURATION_DIMENSIONS, each in [0, 1])."""
     raw: str = ""
     """The judge's raw reply, for audits."""
+    label: str | None = None
+    """A chosen label (category task), else None."""
     error: str | None = None
     """Why the judge failed (timeout, HTTP 500, unparseable reply), or None."""
 
