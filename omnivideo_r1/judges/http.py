@@ -1,0 +1,249 @@
+"""A judge behind an OpenAI-compatible chat-completions server (vLLM, SGLang, ...), stdlib HTTP only.
+
+Every request is independent: a timeout, an HTTP 5xx/429, a dropped connection or a reply without the verdict
+line is retried with exponential backoff and jitter; after `max_retries` it becomes JudgeResult(score=None, error=...)
+and never an exception, never a 0. The API key is read from the environment variable named in the config, sent as
+a Bearer header, and kept out of judge_id, cache keys, log records and error texts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from ..media.types import MediaError
+from .base import JudgeRequest, JudgeResult
+from .cache import CachedJudge
+from .media_payload import MediaPayloadConfig, build_user_content
+from .rubrics import PROMPT_VERSION, ReplyParseError, parse_reply, system_prompt
+
+logger = logging.getLogger(__name__)
+
+RETRY_STATUS = (408, 429, 500, 502, 503, 504)
+"""HTTP statuses worth retrying (overload, restarts); other 4xx mean the request itself is wrong."""
+
+
+@dataclass
+class HTTPJudgeConfig:
+    """Where the judge server is and how hard to try."""
+
+    base_url: str = "http://127.0.0.1:8000/v1"
+    """Server root up to /v1; requests go to {base_url}/chat/completions."""
+    model: str = "Qwen/Qwen3-Omni-30B-A3B-Instruct"
+    """Model name the server serves; must hear audio when send_media is on."""
+    api_key_env: str = "OMNIVIDEO_JUDGE_API_KEY"
+    """Name of the environment variable holding the API key (unset or empty: no Authorization header)."""
+    max_concurrency: int = 8
+    """Most requests in flight at once (one thread each; media encoding happens in the same threads)."""
+    timeout_s: float = 120.0
+    """Socket timeout of one attempt, in seconds."""
+    max_retries: int = 3
+    """Retries after the first attempt for timeouts, 5xx/429, connection errors and unparseable replies."""
+    backoff_s: float = 1.0
+    """Base of the exponential backoff: attempt k waits backoff_s * 2**k * uniform(0.5, 1.5) seconds."""
+    backoff_max_s: float = 30.0
+    """Upper bound of one backoff wait."""
+    temperature: float = 0.0
+    """Sampling temperature; 0 makes verdicts repeatable (and caching meaningful)."""
+    max_tokens: int = 256
+    """Most tokens of one reply (a short justification plus the verdict line)."""
+    send_media: bool = True
+    """Send the clip (mp4 frames + wav audio) for caption/completeness/curation; False = text-only prompts."""
+    cache_dir: str | None = None
+    """Folder of the on-disk result cache (judge_cache.sqlite); None = no cache."""
+    use_env_proxy: bool = False
+    """Honour http(s)_proxy variables; off by default because judges are usually on the local network."""
+    media: MediaPayloadConfig = field(default_factory=MediaPayloadConfig)
+    """How clips are cut and encoded for the judge."""
+
+    def __post_init__(self) -> None:
+        if self.max_concurrency < 1:
+            raise ValueError(f"max_concurrency={self.max_concurrency}: must be >= 1")
+        if self.max_retries < 0 or self.timeout_s <= 0 or self.backoff_s < 0:
+            raise ValueError("max_retries must be >= 0, timeout_s > 0 and backoff_s >= 0")
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url {self.base_url!r} must start with http:// or https://")
+
+
+class _Retryable(Exception):
+    """One attempt failed in a way a later attempt may not."""
+
+
+class _Fatal(Exception):
+    """The request itself is wrong (4xx, bad media); retrying cannot help."""
+
+
+class HTTPJudge:
+    """Judge implementation over HTTP; see the module docstring."""
+
+    def __init__(self, cfg: HTTPJudgeConfig) -> None:
+        self.cfg = cfg
+        self.judge_id = f"http:{cfg.model}:{PROMPT_VERSION}"
+        # Text-only and multimodal verdicts of one model differ, so they must not share cache entries.
+        self.cache_id = f"{self.judge_id}:{'media' if cfg.send_media else 'text'}"
+        self._url = cfg.base_url.rstrip("/") + "/chat/completions"
+        handlers = [] if cfg.use_env_proxy else [urllib.request.ProxyHandler({})]
+        self._opener = urllib.request.build_opener(*handlers)
+        self._stats_lock = threading.Lock()
+        self.stats = {"requests": 0, "attempts": 0, "retries": 0, "failures": 0}
+        """Counters over this judge's lifetime (cache hits never reach here)."""
+        self._cached = CachedJudge(_Uncached(self), cfg.cache_dir) if cfg.cache_dir else None
+
+    # -- public -------------------------------------------------------------------------------------------------
+    def judge(self, requests: Sequence[JudgeRequest]) -> list[JudgeResult]:
+        if self._cached is not None:
+            return self._cached.judge(requests)
+        return self.judge_uncached(requests)
+
+    def judge_uncached(self, requests: Sequence[JudgeRequest]) -> list[JudgeResult]:
+        """Send every request (bounded by max_concurrency); same length and order as `requests`."""
+        if not requests:
+            return []
+        if len(requests) == 1 or self.cfg.max_concurrency == 1:
+            return [self._judge_one(r) for r in requests]
+        with ThreadPoolExecutor(max_workers=min(self.cfg.max_concurrency, len(requests)),
+                                thread_name_prefix="http-judge") as pool:
+            return list(pool.map(self._judge_one, requests))
+
+    @property
+    def cache(self) -> CachedJudge | None:
+        """The cache wrapper (for its hits/misses counters), or None when cache_dir is unset."""
+        return self._cached
+
+    def close(self) -> None:
+        if self._cached is not None:
+            self._cached.close()
+
+    # -- one request --------------------------------------------------------------------------------------------
+    def _api_key(self) -> str:
+        # Read at call time so a key rotated in the environment is picked up; it is never stored on the object.
+        return os.environ.get(self.cfg.api_key_env, "") if self.cfg.api_key_env else ""
+
+    def _redact(self, text: str) -> str:
+        key = self._api_key()
+        return text.replace(key, "***") if key else text
+
+    def _bump(self, name: str, n: int = 1) -> None:
+        with self._stats_lock:
+            self.stats[name] += n
+
+    def _judge_one(self, req: JudgeRequest) -> JudgeResult:
+        """Never raises: every failure becomes JudgeResult(score=None, error=...)."""
+        self._bump("requests")
+        try:
+            body = self._body(req)
+        except MediaError as exc:
+            return self._fail(req, f"media: {exc}", raw="")
+        except Exception as exc:  # noqa: BLE001 - an encoder/decoder error in one clip fails that request only
+            return self._fail(req, f"cannot build the request: {type(exc).__name__}: {exc}", raw="")
+        attempts = self.cfg.max_retries + 1
+        last_error, last_raw = "no attempt made", ""
+        for attempt in range(attempts):
+            if attempt:
+                self._bump("retries")
+                time.sleep(min(self.cfg.backoff_max_s, self.cfg.backoff_s * 2 ** (attempt - 1))
+                           * random.uniform(0.5, 1.5))
+            self._bump("attempts")
+            try:
+                reply = self._post(body)
+                last_raw = reply
+                return parse_reply(req.task, reply, labels=req.options)
+            except ReplyParseError as exc:
+                last_error = f"unparseable reply: {exc}"
+            except _Retryable as exc:
+                last_error = str(exc)
+            except _Fatal as exc:
+                return self._fail(req, str(exc), last_raw)
+            except Exception as exc:  # noqa: BLE001 - one odd request must not take the batch down
+                last_error = f"unexpected {type(exc).__name__}: {exc}"
+            logger.debug("judge %s: %s attempt %d/%d failed: %s", self.judge_id, req.task, attempt + 1, attempts,
+                         self._redact(last_error))
+        return self._fail(req, f"{last_error} (after {attempts} attempts)", last_raw)
+
+    def _fail(self, req: JudgeRequest, error: str, raw: str) -> JudgeResult:
+        self._bump("failures")
+        error = self._redact(error)
+        logger.warning("judge %s: %s request failed: %s", self.judge_id, req.task, error)
+        return JudgeResult(score=None, raw=self._redact(raw), error=error)
+
+    def _body(self, req: JudgeRequest) -> bytes:
+        content = build_user_content(req, self.cfg.media, self.cfg.send_media)
+        payload = {
+            "model": self.cfg.model,
+            "messages": [{"role": "system", "content": system_prompt(req.task)},
+                         {"role": "user", "content": content}],
+            "temperature": self.cfg.temperature,
+            "max_tokens": self.cfg.max_tokens,
+        }
+        return json.dumps(payload, ensure_ascii=False).encode("utf-8")
+
+    def _post(self, body: bytes) -> str:
+        """One attempt: the reply text, or _Retryable/_Fatal."""
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        key = self._api_key()
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        request = urllib.request.Request(self._url, data=body, headers=headers, method="POST")
+        try:
+            with self._opener.open(request, timeout=self.cfg.timeout_s) as resp:
+                data = resp.read()
+        except urllib.error.HTTPError as exc:
+            detail = _error_detail(exc)
+            msg = f"HTTP {exc.code} from {self._url}: {detail}"
+            if exc.code in RETRY_STATUS:
+                raise _Retryable(msg) from None
+            raise _Fatal(msg) from None
+        except (TimeoutError, socket.timeout) as exc:
+            raise _Retryable(f"timeout after {self.cfg.timeout_s}s ({exc})") from None
+        except urllib.error.URLError as exc:
+            reason = exc.reason
+            if isinstance(reason, (TimeoutError, socket.timeout)):
+                raise _Retryable(f"timeout after {self.cfg.timeout_s}s ({reason})") from None
+            raise _Retryable(f"cannot reach {self._url}: {reason}") from None
+        except (ConnectionError, OSError) as exc:  # reset/refused mid-read, http.client.RemoteDisconnected
+            raise _Retryable(f"connection error: {type(exc).__name__}: {exc}") from None
+        return _reply_text(data)
+
+
+def _error_detail(exc: urllib.error.HTTPError) -> str:
+    try:
+        text = exc.read().decode("utf-8", "replace")
+    except Exception:  # noqa: BLE001 - the body is only decoration for the error message
+        text = ""
+    return (text.strip() or exc.reason or "no body")[:200]
+
+
+def _reply_text(data: bytes) -> str:
+    """choices[0].message.content of a chat-completions response; a malformed one is retryable."""
+    try:
+        obj = json.loads(data)
+        content = obj["choices"][0]["message"]["content"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        raise ReplyParseError(f"response is not a chat completion: {data[:120]!r}") from None
+    if isinstance(content, list):  # some servers return content parts
+        content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    if not isinstance(content, str):
+        raise ReplyParseError(f"message content is {type(content).__name__}, not text")
+    return content
+
+
+class _Uncached:
+    """The HTTP judge seen by CachedJudge: same identity, no cache (avoids the wrapper calling itself)."""
+
+    def __init__(self, judge: HTTPJudge) -> None:
+        self.judge_id = judge.judge_id
+        self.cache_id = judge.cache_id
+        self._judge = judge
+
+    def judge(self, requests: Sequence[JudgeRequest]) -> list[JudgeResult]:
+        return self._judge.judge_uncached(requests)
