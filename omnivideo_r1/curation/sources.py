@@ -1,0 +1,235 @@
+"""Read raw training data into single-question units: LLaVA-Video-178K, VideoVista and our own JSONL.
+
+Every unit is either an AVSample or a rejection with a reason: a bad record never stops the run. LLaVA-style records
+(`conversations` of human/gpt turns) are split into one unit per human->gpt pair, like the released
+`split_multiturn_to_singleturn.py`; the unit id is `<record id>-t<turn>` and the original id and turn index go to
+`extra`. VideoVista records carry `Type`; like the released `extract_mc_qa.py`, only types containing "mc" are
+multiple choice, the rest are rejected as "not_multiple_choice".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..schema import LETTERS, AVSample, SchemaError, sample_from_dict
+
+LLAVA = "llava-video-178k"
+VIDEOVISTA = "videovista"
+JSONL = "jsonl"
+FORMATS = (LLAVA, VIDEOVISTA, JSONL)
+
+# "A. text", "(A) text", "A) text", "A: text", "A text" is too loose (questions start with "A man ...").
+_OPTION_RE = re.compile(r"^\s*(?:\(([A-Z])\)|([A-Z])[.):])\s*(.*\S)?\s*$")
+_MEDIA_TAG_RE = re.compile(r"<(?:image|video|audio)>", re.I)
+# Instruction lines appended by the dataset builders; they are prompt boilerplate, not the question.
+_INSTRUCTION_RE = re.compile(
+    r"^\s*(answer with|please (respond|answer|select|choose)|respond with|select the best|choose the correct"
+    r"|options?\s*:?\s*$|choices?\s*:?\s*$|the best answer is)", re.I)
+
+
+@dataclass
+class SourceItem:
+    """One question unit read from an input file: a sample, or why none could be built."""
+
+    uid: str
+    """Unique id of the unit (becomes the sample id): `<record id>-t<turn>` for conversations, else the id."""
+    source: str
+    """llava-video-178k, videovista, or the JSONL sample's own source."""
+    record_id: str
+    """The original record's id (the unit of the kept/rejected invariant is the question, not the record)."""
+    turn: int | None
+    """Turn index within a multi-turn record (0-based); None for JSONL samples and unsplittable records."""
+    where: str
+    """`file:index` of the record, for error messages and rejected.jsonl."""
+    sample: AVSample | None = None
+    """The parsed sample, or None when the record was rejected here."""
+    reason: str | None = None
+    """Rejection reason when sample is None (unparseable_question, unparseable_options, ...)."""
+    detail: str = ""
+    """Human-readable explanation of the rejection."""
+    raw_answer: str = ""
+    """The answer text as the source wrote it ("B. a red circle"); the judge checks it against the options."""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_mc_prompt(text: str) -> tuple[str, list[str]] | None:
+    """Split a human turn into (question, option texts); None if it has no A, B, ... option block.
+
+    Options must be consecutive letters from A; the question is the text before them without media tags and
+    without instruction boilerplate ("Answer with the option's letter ...").
+    """
+    lines = _MEDIA_TAG_RE.sub("", text or "").splitlines()
+    question_lines: list[str] = []
+    options: list[str] = []
+    for line in lines:
+        m = _OPTION_RE.match(line)
+        letter = (m.group(1) or m.group(2)) if m else None
+        if m and letter == LETTERS[len(options)]:
+            options.append((m.group(3) or "").strip())
+            continue
+        if options:
+            # Anything after the option block is instructions (or a wrapped option line: then the block is broken).
+            if line.strip() and not _INSTRUCTION_RE.match(line):
+                if _OPTION_RE.match(line):
+                    return None
+            continue
+        if line.strip() and not _INSTRUCTION_RE.match(line):
+            question_lines.append(re.sub(r"^\s*question\s*:\s*", "", line.strip(), flags=re.I))
+    if len(options) < 2:
+        return None
+    return " ".join(question_lines).strip(), options
+
+
+def _reject(base: dict[str, Any], reason: str, detail: str) -> SourceItem:
+    return SourceItem(**base, reason=reason, detail=detail)
+
+
+def _turn_pairs(conversations: Any) -> list[tuple[str, str]] | None:
+    """(human, gpt) text pairs in order; None if the list is not alternating human/gpt strings."""
+    if not isinstance(conversations, list) or not conversations:
+        return None
+    pairs: list[tuple[str, str]] = []
+    pending: str | None = None
+    for turn in conversations:
+        if not isinstance(turn, dict) or not isinstance(turn.get("value"), str):
+            return None
+        role = turn.get("from")
+        if role == "human" and pending is None:
+            pending = turn["value"]
+        elif role == "gpt" and pending is not None:
+            pairs.append((pending, turn["value"]))
+            pending = None
+        else:
+            return None
+    return pairs or None
+
+
+def conversation_units(record: Any, where: str, source: str, video_root: str) -> list[SourceItem]:
+    """Units of one LLaVA-Video-178K / VideoVista record (one per human->gpt turn)."""
+    from ..answers import parse_choice
+
+    rid = str(record.get("id")) if isinstance(record, dict) and record.get("id") is not None else where
+    base = dict(uid=rid, source=source, record_id=rid, turn=None, where=where)
+    if not isinstance(record, dict):
+        return [_reject(base, "bad_record", f"{where}: expected a JSON object, got {type(record).__name__}")]
+    video = record.get("video")
+    if isinstance(video, list) and len(video) == 1:
+        video = video[0]
+    if not isinstance(video, str) or not video:
+        return [_reject(base, "no_video", f"{where}: record {rid} has no 'video' path string")]
+    rtype = record.get("Type")
+    if source == VIDEOVISTA and isinstance(rtype, str) and "mc" not in rtype.lower():
+        return [_reject(base, "not_multiple_choice", f"{where}: Type {rtype!r} is not multiple choice")]
+    pairs = _turn_pairs(record.get("conversations"))
+    if pairs is None:
+        return [_reject(base, "bad_conversations",
+                        f"{where}: 'conversations' must alternate human/gpt turns with string values")]
+    path = video if os.path.isabs(video) else os.path.normpath(os.path.join(video_root, video))
+    units = []
+    for turn, (human, gpt) in enumerate(pairs):
+        ubase = dict(uid=f"{rid}-t{turn}", source=source, record_id=rid, turn=turn, where=where)
+        parsed = parse_mc_prompt(human)
+        if parsed is None:
+            units.append(_reject(ubase, "unparseable_options", f"{where} turn {turn}: no A./B./... option block"))
+            continue
+        question, options = parsed
+        if not question:
+            units.append(_reject(ubase, "unparseable_question", f"{where} turn {turn}: no question text"))
+            continue
+        letter = parse_choice(gpt, options)
+        if not letter or any(ch not in LETTERS[: len(options)] for ch in letter):
+            units.append(_reject(ubase, "unparseable_answer",
+                                 f"{where} turn {turn}: answer {gpt[:60]!r} names none of {len(options)} options"))
+            continue
+        extra = {"source_id": rid, "turn": turn, "raw_answer": gpt}
+        for key in ("data_source", "Type"):
+            if record.get(key) is not None:
+                extra[key.lower()] = record[key]
+        sample = AVSample(id=ubase["uid"], video=path, question=question, options=options, answer=letter,
+                          source=source, extra=extra)
+        units.append(SourceItem(**ubase, sample=sample, raw_answer=gpt))
+    return units
+
+
+def jsonl_units(path: str) -> list[SourceItem]:
+    """Units of our own JSONL (schema.sample_from_dict per line, so one bad line is one rejection)."""
+    base_dir = os.path.dirname(os.path.abspath(path))
+    units = []
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                units.append(SourceItem(where, JSONL, where, None, where, reason="bad_json", detail=f"{where}: {exc.msg}"))
+                continue
+            rid = str(obj.get("id")) if isinstance(obj, dict) and obj.get("id") is not None else where
+            try:
+                sample = sample_from_dict(obj, where, base_dir)
+            except SchemaError as exc:
+                units.append(SourceItem(rid, JSONL, rid, None, where, reason="schema_error", detail=str(exc)))
+                continue
+            sample.extra = {**sample.extra, "source_id": rid}
+            raw = f"{sample.answer}. {sample.answer_text}" if len(sample.answer) == 1 else sample.answer
+            units.append(SourceItem(sample.id, sample.source, rid, None, where, sample=sample, raw_answer=raw))
+    return units
+
+
+def detect_format(path: str) -> str:
+    """jsonl by extension; for a JSON list: videovista when records carry `Type`, else llava-video-178k."""
+    if path.endswith(".jsonl"):
+        return JSONL
+    with open(path, encoding="utf-8") as fh:
+        data = json.load(fh)
+    if not isinstance(data, list):
+        raise ValueError(f"{path}: expected a JSON list of records (LLaVA-Video-178K / VideoVista) or a .jsonl file")
+    head = [r for r in data[:50] if isinstance(r, dict)]
+    return VIDEOVISTA if any("Type" in r for r in head) else LLAVA
+
+
+def read_source(path: str, fmt: str = "auto", video_root: str | None = None) -> list[SourceItem]:
+    """All units of one input file. `video_root` (default: the file's folder) resolves relative video paths.
+
+    Only an unreadable file raises (a ValueError naming it): that is a wrong --input, not a bad record.
+    """
+    if not os.path.isfile(path):
+        raise ValueError(f"{path}: input file not found; pass an existing JSON/JSONL file to --input")
+    fmt = detect_format(path) if fmt == "auto" else fmt
+    if fmt not in FORMATS:
+        raise ValueError(f"{path}: unknown format {fmt!r}; use one of {FORMATS} or 'auto'")
+    if fmt == JSONL:
+        return jsonl_units(path)
+    root = video_root or os.path.dirname(os.path.abspath(path))
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); expected a list of records") from None
+    if not isinstance(data, list):
+        raise ValueError(f"{path}: expected a JSON list of records")
+    units: list[SourceItem] = []
+    for i, record in enumerate(data):
+        units.extend(conversation_units(record, f"{path}:{i}", fmt, root))
+    return units
+
+
+def read_sources(paths: list[str], video_root: str | None = None) -> list[SourceItem]:
+    """Units of all inputs in order; a repeated unit id is rejected ("duplicate_id") so ids stay unique."""
+    seen: set[str] = set()
+    out: list[SourceItem] = []
+    for path in paths:
+        for item in read_source(path, video_root=video_root):
+            if item.uid in seen:
+                item = SourceItem(f"{item.uid}@{item.where}", item.source, item.record_id, item.turn, item.where,
+                                  reason="duplicate_id", detail=f"{item.where}: id {item.uid} already seen")
+                if item.uid in seen:  # the same file given twice: keep the rejection ids unique too
+                    item.uid = f"{item.uid}#{len(out)}"
+            seen.add(item.uid)
+            out.append(item)
+    return out
