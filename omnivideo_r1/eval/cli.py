@@ -1,0 +1,145 @@
+"""`omnivideo-r1 eval`: answer a benchmark with one or more checkpoints under one or more modalities.
+
+    omnivideo-r1 eval --model ckpt/ --benchmark daily-omni --data /data/Daily-Omni \
+        --modality av video audio --out runs/eval-daily [--model ckpt2/ ...] [--limit 50]
+
+Writes results.jsonl (one row per question, model and modality), summary.json, report.md and accuracy.png under
+--out and prints the markdown report. Run it with `accelerate launch ... -m omnivideo_r1.cli eval ...` to shard the
+questions across GPUs; only the main process writes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import sys
+from typing import Any
+
+from .benchmarks import BENCHMARKS
+from .runner import MODALITIES, EvalConfig
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", action="append", required=True, metavar="DIR",
+                        help="checkpoint folder; repeat to compare several checkpoints in one table")
+    parser.add_argument("--benchmark", required=True, metavar="NAME", help=f"one of {sorted(BENCHMARKS)}")
+    parser.add_argument("--data", required=True, metavar="PATH",
+                        help="the benchmark's annotation file or its root folder (media found from there)")
+    parser.add_argument("--modality", nargs="+", default=["av"], metavar="M",
+                        help=f"conditions to run, any of {list(MODALITIES)} (video = silent video); default av")
+    parser.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N questions")
+    parser.add_argument("--out", default="eval_results", metavar="DIR", help="output folder (default eval_results)")
+    parser.add_argument("--recipe", default=None, metavar="YAML", help="EvalConfig recipe (fps, max_frames, ...)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="EvalConfig override, e.g. --set max_new_tokens=256 (repeatable)")
+    parser.add_argument("--batch-size", type=int, default=None, help="prompts per generate call")
+    parser.add_argument("--max-new-tokens", type=int, default=None, help="generation budget per answer")
+    parser.add_argument("--direct", action="store_true",
+                        help="ask for the option letter directly instead of the <time>/<thinking>/<answer> format")
+    parser.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float16", "float32"],
+                        help="model weights dtype; auto = bfloat16 on GPU, float32 on CPU")
+    parser.add_argument("--title", default=None, help="report title (default: the benchmark name)")
+
+
+class _Usage(Exception):
+    """A bad command line; reported as one line with exit status 2."""
+
+
+def _check_args(args: argparse.Namespace) -> str:
+    name = args.benchmark.lower().replace("_", "-")
+    if name not in BENCHMARKS:
+        raise _Usage(f"unknown benchmark {args.benchmark!r}; choose from {sorted(BENCHMARKS)}")
+    bad = [m for m in args.modality if m not in MODALITIES]
+    if bad:
+        raise _Usage(f"unknown modality {bad}; choose from {list(MODALITIES)} (video = silent video)")
+    if not os.path.exists(args.data):
+        raise _Usage(f"--data {args.data}: no such file or folder; pass the benchmark's annotation file or root")
+    for model in args.model:
+        if not os.path.isdir(model):
+            raise _Usage(f"--model {model}: not a folder; pass a checkpoint directory (config.json + weights)")
+    if args.limit is not None and args.limit < 1:
+        raise _Usage(f"--limit {args.limit}: give a positive number of questions")
+    return name
+
+
+def _config(args: argparse.Namespace) -> EvalConfig:
+    from ..config import load_config
+
+    overrides = list(args.overrides)
+    if args.limit is not None:
+        overrides.append(f"limit={args.limit}")
+    if args.batch_size is not None:
+        overrides.append(f"batch_size={args.batch_size}")
+    if args.max_new_tokens is not None:
+        overrides.append(f"max_new_tokens={args.max_new_tokens}")
+    if args.direct:
+        overrides.append("reasoning=false")
+    return load_config(EvalConfig, args.recipe, overrides)
+
+
+def model_labels(paths: list[str]) -> list[str]:
+    """Short names for the report columns: folder names, or full paths when two folders share a name."""
+    names = [os.path.basename(os.path.normpath(p)) or p for p in paths]
+    return names if len(set(names)) == len(names) else [os.path.normpath(p) for p in paths]
+
+
+def load_policy(path: str, dtype: str = "auto") -> Any:
+    """The OmniPolicy at `path` on this process's device (the runner builds its prompts with omni.make_prompt).
+
+    dtype "auto" is bfloat16 on a GPU (the released checkpoints' dtype) and float32 on CPU (bf16 matmuls are slow
+    there and the tiny test models are float32).
+    """
+    import torch
+
+    from ..policy import omni
+    from .runner import process_state
+
+    device = process_state().device
+    if dtype == "auto":
+        dtype = "bfloat16" if device.type == "cuda" else "float32"
+    return omni.OmniPolicy.from_pretrained(path, dtype=getattr(torch, dtype), device=device)
+
+
+def run(args: argparse.Namespace) -> int:
+    from .benchmarks import load_benchmark
+    from .report import markdown_report, summarize, write_report
+    from .runner import evaluate
+
+    from ..config import ConfigError
+    from ..schema import SchemaError, write_jsonl
+
+    try:
+        name = _check_args(args)
+        cfg = _config(args)
+        samples, skipped = load_benchmark(name, args.data)
+    except (_Usage, ConfigError, SchemaError, FileNotFoundError, ValueError) as exc:
+        print(f"omnivideo-r1 eval: error: {exc}", file=sys.stderr)
+        return 2
+    if not samples:
+        print(f"omnivideo-r1 eval: error: {args.data}: no usable {name} questions "
+              f"({len(skipped)} skipped: {skipped.by_reason()}); check the media layout", file=sys.stderr)
+        return 2
+
+    from .runner import process_state
+
+    main = process_state().is_main_process
+    if main and len(skipped):
+        print(f"skipped {len(skipped)} question(s) at load time: {skipped.by_reason()}", file=sys.stderr)
+    rows = []
+    for path, label in zip(args.model, model_labels(args.model)):
+        policy = load_policy(path, args.dtype)
+        for modality in dict.fromkeys(args.modality):
+            for row in evaluate(policy, samples, modality, cfg):
+                rows.append({"model": label, **row})
+        del policy
+        gc.collect()
+    if not main:
+        return 0
+    title = args.title or f"{name} evaluation"
+    paths = write_report(rows, args.out, title, skipped.by_reason())
+    if len(skipped):
+        write_jsonl(os.path.join(args.out, "skipped.jsonl"), skipped.items)
+    print(markdown_report(summarize(rows), title, skipped.by_reason()))
+    print(f"wrote {', '.join(paths.values())}", file=sys.stderr)
+    return 0
