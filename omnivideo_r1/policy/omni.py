@@ -1,0 +1,496 @@
+"""The policy: a Qwen-Omni thinker plus its processor, with the operations the trainer, rewards and eval need.
+
+`OmniPolicy` loads our tiny checkpoints and real Qwen2.5-Omni / Qwen3-Omni checkpoints (only the thinker), builds
+the processor in code (torch-only video processor), and offers: `encode` (one left-padded batch), `sample` (G
+completions per prompt with the sampler's own per-token log-probs), `logprobs` (teacher-forced, differentiable),
+`option_probs` (probability over the option letters) and `generate_text`.
+
+Known pitfalls handled here: `use_audio_in_video` is passed to every forward and generate (the processor does not
+return it and leaving it out silently gives wrong positions); it is per batch, so audible and silent videos are
+never batched together; the clip's sampling fps is passed to the processor (otherwise frame times are wrong);
+placeholder/media ids and padded vocabulary rows are never sampled (a sampled placeholder crashes the next forward).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from .. import prompts as prompt_text
+from ..algo.logprobs import entropy_from_logits, token_logprobs
+from ..media.types import Clip
+from ..schema import LETTERS, AVSample
+from .tiny import MARKER_FILE, write_marker
+from .tokenizer import DEFAULT_SYSTEM, MEDIA_TOKENS, chat_template
+from .video_processor import VIDEO_PROCESSOR_FILE, TorchQwenVideoProcessor
+
+MODALITIES = ("av", "video", "audio", "text")
+
+# config.json model_type -> (family, is a full Omni checkpoint whose thinker is a sub-model)
+_MODEL_TYPES = {
+    "qwen3_omni_moe_thinker": ("qwen3_omni", False),
+    "qwen3_omni_moe": ("qwen3_omni", True),
+    "qwen2_5_omni_thinker": ("qwen2_5_omni", False),
+    "qwen2_5_omni": ("qwen2_5_omni", True),
+}
+
+
+@dataclass
+class PolicyPrompt:
+    """One model input: a sample, its decoded clip, and which senses the model is given."""
+
+    sample: AVSample
+    """The question record."""
+    clip: Clip | None
+    """Decoded media (None only for modality "text")."""
+    modality: str
+    """Requested input: "av" (frames + audio), "video" (frames only), "audio" (audio only) or "text"."""
+    system: str
+    """System turn text."""
+    user_text: str
+    """User turn text (question, lettered options, format instruction); media items come before it."""
+
+    @property
+    def effective_modality(self) -> str:
+        """What the model actually gets: "av" on a clip without audio is a silent video ("video")."""
+        if self.modality == "av" and (self.clip is None or self.clip.audio is None):
+            return "video"
+        return self.modality
+
+    @property
+    def use_audio_in_video(self) -> bool:
+        """True when the audio is the video's own track (interleaved with frames); False for a separate file."""
+        return self.effective_modality == "av" and self.sample.audio is None
+
+
+@dataclass
+class Completion:
+    """One sampled completion of one prompt."""
+
+    prompt_index: int
+    """Index of its prompt in the list given to `sample`."""
+    token_ids: list[int]
+    """Generated ids, ending with the EOS id when the model stopped, else cut at max_new_tokens."""
+    text: str
+    """Decoded text without special tokens."""
+    logp: list[float]
+    """Sampler's log-prob of each token under softmax(logits / temperature), before top-p and suppression."""
+    truncated: bool
+    """True when max_new_tokens was reached without EOS."""
+
+
+def make_prompt(sample: AVSample, clip: Clip | None, modality: str, reasoning: bool = True) -> PolicyPrompt:
+    """Build the prompt for `sample` shown with `modality`; checks the clip has what the modality needs."""
+    if modality not in MODALITIES:
+        raise ValueError(f"sample {sample.id}: modality {modality!r} must be one of {MODALITIES}")
+    if modality in ("av", "video") and (clip is None or clip.frames_THWC is None):
+        raise ValueError(f"sample {sample.id}: modality {modality!r} needs a clip with frames ({sample.video})")
+    if modality == "audio" and (clip is None or clip.audio is None):
+        raise ValueError(f"sample {sample.id}: modality 'audio' needs a clip with audio; {sample.video} has none")
+    system = prompt_text.SYSTEM_PROMPT if reasoning else DEFAULT_SYSTEM
+    return PolicyPrompt(sample, clip if modality != "text" else None, modality, system,
+                        prompt_text.question_text(sample, reasoning))
+
+
+def group_by_audio_flag(prompts: list[PolicyPrompt]) -> dict[bool, list[int]]:
+    """Indices of `prompts` grouped by their use_audio_in_video flag (each group can be one batch)."""
+    groups: dict[bool, list[int]] = {}
+    for i, p in enumerate(prompts):
+        groups.setdefault(p.use_audio_in_video, []).append(i)
+    return groups
+
+
+def conversation(prompt: PolicyPrompt) -> list[dict[str, Any]]:
+    """The chat messages for `prompt`, media items first (as the Qwen-Omni evaluations do), then the text."""
+    content: list[dict[str, Any]] = []
+    mode = prompt.effective_modality
+    if mode in ("av", "video"):
+        content.append({"type": "video", "video": prompt.clip.path})
+    if mode == "audio" or (mode == "av" and not prompt.use_audio_in_video):
+        content.append({"type": "audio", "audio": prompt.sample.audio or prompt.clip.path})
+    content.append({"type": "text", "text": prompt.user_text})
+    return [{"role": "system", "content": prompt.system}, {"role": "user", "content": content}]
+
+
+def build_processor(path: str, family: str, tokenizer, thinker_config=None):
+    """The family's real processor class, assembled from `path`'s preprocessor config and our torch video processor.
+
+    `from_pretrained` on the stock processor would need torchvision for its video processor, so the parts are
+    built here: WhisperFeatureExtractor, the Pillow image processor, TorchQwenVideoProcessor.
+    """
+    from transformers import WhisperFeatureExtractor
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    pre_path = os.path.join(path, "preprocessor_config.json")
+    if not os.path.exists(pre_path):
+        raise FileNotFoundError(f"{pre_path} is missing; a Qwen-Omni checkpoint needs its preprocessor_config.json")
+    with open(pre_path, encoding="utf-8") as fh:
+        pre = json.load(fh)
+    video = dict(pre)
+    video_path = os.path.join(path, VIDEO_PROCESSOR_FILE)
+    if os.path.exists(video_path):
+        with open(video_path, encoding="utf-8") as fh:
+            video.update(json.load(fh))
+    fe_keys = ("feature_size", "sampling_rate", "hop_length", "chunk_length", "n_fft", "padding_value", "dither")
+    feature_extractor = WhisperFeatureExtractor(**{k: pre[k] for k in fe_keys if k in pre},
+                                                return_attention_mask=True)
+    vis_keys = ("patch_size", "temporal_patch_size", "merge_size", "min_pixels", "max_pixels", "image_mean",
+                "image_std")
+    image_processor = Qwen2VLImageProcessorPil(**{k: pre[k] for k in vis_keys if k in pre})
+    video_processor = TorchQwenVideoProcessor(**{k: video[k] for k in vis_keys + ("size",) if k in video})
+    if family == "qwen3_omni":
+        from transformers import Qwen3OmniMoeProcessor as proc_cls
+    else:
+        from transformers import Qwen2_5OmniProcessor as proc_cls
+    import transformers
+    from transformers.video_processing_utils import VideoProcessorMixin
+
+    if not hasattr(transformers, "VideoProcessorMixin"):
+        # Without torchvision the lazy `transformers` module does not export VideoProcessorMixin, and the processor's
+        # argument check looks the base class up there by name; expose the real class so the check can run.
+        transformers.VideoProcessorMixin = VideoProcessorMixin
+    processor = proc_cls(image_processor=image_processor, video_processor=video_processor,
+                         feature_extractor=feature_extractor, tokenizer=tokenizer,
+                         chat_template=tokenizer.chat_template)
+    # The processor class carries Qwen's default pixel range (128..768 tokens per frame), which would override the
+    # checkpoint's own; the instance attribute takes precedence.
+    processor.videos_kwargs = {"size": dict(video_processor.size)}
+    if thinker_config is not None:
+        # Timing must agree with the model's rope index, which reads these from its own config.
+        processor.position_id_per_seconds = thinker_config.position_id_per_seconds
+        if family == "qwen3_omni":
+            processor.n_window = thinker_config.audio_config.n_window
+        else:
+            processor.seconds_per_chunk = float(getattr(thinker_config, "seconds_per_chunk", 2.0))
+    return processor
+
+
+def _load_tokenizer(path: str, family: str):
+    from transformers import AutoTokenizer
+
+    media = MEDIA_TOKENS[family]
+    tok = AutoTokenizer.from_pretrained(path)
+    if any(getattr(tok, name, None) is None for name in media):
+        # Older tokenizer configs do not name the media tokens; the processors read them as attributes.
+        tok = AutoTokenizer.from_pretrained(path, extra_special_tokens=dict(media))
+    if not tok.chat_template:
+        for name in ("chat_template.jinja", "chat_template.json"):
+            file = os.path.join(path, name)
+            if os.path.exists(file):
+                with open(file, encoding="utf-8") as fh:
+                    text = fh.read()
+                tok.chat_template = json.loads(text)["chat_template"] if name.endswith(".json") else text
+                break
+        else:
+            tok.chat_template = chat_template(family)
+    if tok.pad_token_id is None:
+        tok.pad_token = "<|endoftext|>"
+    return tok
+
+
+class OmniPolicy:
+    """A Qwen-Omni thinker with its tokenizer and processor (see module docstring)."""
+
+    def __init__(self, model, tokenizer, processor, family: str) -> None:
+        self.model = model
+        """The thinker; callers may wrap it (PEFT, DistributedDataParallel) and assign the wrapper back here."""
+        self.reference_model = None
+        """Optional frozen copy for KL terms; pass it as `model=` to `logprobs`."""
+        self.tokenizer = tokenizer
+        self.processor = processor
+        self.family = family
+        self.eos_token_ids = [i for i in (tokenizer.convert_tokens_to_ids("<|im_end|>"),
+                                          tokenizer.convert_tokens_to_ids("<|endoftext|>")) if i is not None]
+        self.suppress_ids = self._never_sample_ids()
+
+    # ------------------------------------------------------------------ loading / saving
+    @classmethod
+    def from_pretrained(cls, path: str, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu",
+                        attn_implementation: str = "sdpa") -> "OmniPolicy":
+        """Load a tiny checkpoint dir or a real Qwen2.5-Omni / Qwen3-Omni dir (only its thinker) from disk."""
+        config_path = os.path.join(path, "config.json")
+        if not os.path.exists(config_path):
+            raise FileNotFoundError(f"{config_path} is missing: give a checkpoint directory "
+                                    "(build a tiny one with omnivideo_r1.policy.tiny.build_tiny_policy_files)")
+        with open(config_path, encoding="utf-8") as fh:
+            model_type = json.load(fh).get("model_type")
+        if model_type not in _MODEL_TYPES:
+            raise ValueError(f"{config_path}: model_type {model_type!r} is not a Qwen-Omni model; "
+                             f"supported: {sorted(_MODEL_TYPES)}")
+        family, full = _MODEL_TYPES[model_type]
+        if family == "qwen3_omni":
+            from transformers import Qwen3OmniMoeConfig as full_cls
+            from transformers import Qwen3OmniMoeThinkerForConditionalGeneration as thinker_cls
+        else:
+            from transformers import Qwen2_5OmniConfig as full_cls
+            from transformers import Qwen2_5OmniThinkerForConditionalGeneration as thinker_cls
+        kwargs: dict[str, Any] = dict(dtype=dtype, attn_implementation=attn_implementation)
+        if full:
+            # Full Omni checkpoints store the thinker's weights under "thinker."; talker/code2wav are not loaded.
+            kwargs.update(config=full_cls.from_pretrained(path).thinker_config, key_mapping={r"^thinker\.": ""})
+        model = thinker_cls.from_pretrained(path, **kwargs).to(device).eval()
+        tokenizer = _load_tokenizer(path, family)
+        processor = build_processor(path, family, tokenizer, model.config)
+        return cls(model, tokenizer, processor, family)
+
+    def save_pretrained(self, out_dir: str) -> None:
+        """Write the thinker, tokenizer and processor configs so `from_pretrained(out_dir)` restores this policy."""
+        os.makedirs(out_dir, exist_ok=True)
+        _unwrap(self.model).save_pretrained(out_dir)
+        self.tokenizer.save_pretrained(out_dir)
+        vp = self.processor.video_processor
+        pre = self.processor.feature_extractor.to_dict()
+        pre.pop("mel_filters", None)
+        pre.update({k: v for k, v in vp.to_dict().items() if k != "video_processor_type"})
+        with open(os.path.join(out_dir, "preprocessor_config.json"), "w", encoding="utf-8") as fh:
+            json.dump(pre, fh, indent=2)
+        with open(os.path.join(out_dir, VIDEO_PROCESSOR_FILE), "w", encoding="utf-8") as fh:
+            json.dump(vp.to_dict(), fh, indent=2)
+        marker = {}
+        if os.path.exists(os.path.join(out_dir, MARKER_FILE)):
+            with open(os.path.join(out_dir, MARKER_FILE), encoding="utf-8") as fh:
+                marker = {k: v for k, v in json.load(fh).items() if k not in ("family", "video_processor")}
+        write_marker(out_dir, self.family, **marker)
+
+    def make_prompt(self, sample: AVSample, clip: Clip | None, modality: str, reasoning: bool = True) -> PolicyPrompt:
+        """Same as the module-level `make_prompt` (the prompt does not depend on the model)."""
+        return make_prompt(sample, clip, modality, reasoning)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def letter_token_ids(self, n: int, leading_space: bool = False) -> list[int]:
+        """Ids of the option letters "A".. (or " A".. with leading_space); each must be a single token."""
+        ids = []
+        for letter in LETTERS[:n]:
+            text = f" {letter}" if leading_space else letter
+            enc = self.tokenizer.encode(text, add_special_tokens=False)
+            if len(enc) != 1:
+                raise ValueError(f"option letter {text!r} is {len(enc)} tokens in this tokenizer; the letter "
+                                 "readers need single-token letters")
+            ids.append(enc[0])
+        return ids
+
+    def _never_sample_ids(self) -> list[int]:
+        """Media placeholders, chat/media control tokens other than EOS, and vocabulary rows with no token."""
+        vocab_rows = _unwrap(self.model).config.get_text_config().vocab_size
+        special = set(self.tokenizer.all_special_ids)
+        special.update(self.tokenizer.convert_tokens_to_ids(t) for t in MEDIA_TOKENS[self.family].values())
+        special.difference_update(self.eos_token_ids)
+        padded = range(len(self.tokenizer), vocab_rows)
+        return sorted({i for i in special if i is not None and 0 <= i < vocab_rows} | set(padded))
+
+    # ------------------------------------------------------------------ encoding
+    def _encode_one(self, prompt: PolicyPrompt) -> dict[str, torch.Tensor]:
+        text = self.tokenizer.apply_chat_template(conversation(prompt), tokenize=False, add_generation_prompt=True)
+        mode, clip = prompt.effective_modality, prompt.clip
+        kwargs: dict[str, Any] = {"text": [text], "return_tensors": "pt"}
+        if mode in ("av", "video"):
+            kwargs["videos"] = [clip.frames_THWC]
+            kwargs["videos_kwargs"] = {"fps": float(clip.fps)}
+        if mode == "audio" or (mode == "av" and not prompt.use_audio_in_video):
+            kwargs["audio"] = [clip.audio]
+        if prompt.use_audio_in_video:
+            kwargs.update(audio=[clip.audio], audio_from_video_indices=[0], load_audio_from_video=True)
+        try:
+            out = self.processor(**kwargs)
+        except Exception as exc:
+            raise ValueError(f"sample {prompt.sample.id}: the processor failed on {prompt.clip and prompt.clip.path} "
+                             f"({mode}): {exc}") from exc
+        return dict(out)
+
+    def _collate(self, items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        """Left-pad token rows; concatenate media tensors in prompt order (the model fills placeholders in order)."""
+        length = max(it["input_ids"].shape[1] for it in items)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.full((len(items), length), pad, dtype=torch.long)
+        mask = torch.zeros((len(items), length), dtype=torch.long)
+        for row, it in enumerate(items):
+            n = it["input_ids"].shape[1]
+            ids[row, length - n:] = it["input_ids"][0]
+            mask[row, length - n:] = it["attention_mask"][0]
+        batch: dict[str, torch.Tensor] = {"input_ids": ids, "attention_mask": mask}
+        for key in ("pixel_values_videos", "video_grid_thw", "video_second_per_grid"):
+            parts = [torch.as_tensor(it[key]) for it in items if key in it]
+            if parts:
+                batch[key] = torch.cat([p.reshape(-1) if p.ndim == 0 else p for p in parts], dim=0)
+        feats = [it for it in items if "input_features" in it]
+        if feats:
+            frames = max(it["input_features"].shape[-1] for it in feats)
+            batch["input_features"] = torch.cat([torch.nn.functional.pad(
+                it["input_features"], (0, frames - it["input_features"].shape[-1])) for it in feats])
+            batch["feature_attention_mask"] = torch.cat([torch.nn.functional.pad(
+                it["feature_attention_mask"], (0, frames - it["feature_attention_mask"].shape[-1])) for it in feats])
+        dtype = _unwrap(self.model).dtype
+        return {k: (v.to(self.device, dtype) if v.is_floating_point() and k != "video_second_per_grid"
+                    else v.to(self.device)) for k, v in batch.items()}
+
+    def _check_flags(self, prompts: list[PolicyPrompt]) -> bool:
+        if not prompts:
+            raise ValueError("no prompts to encode")
+        groups = group_by_audio_flag(prompts)
+        if len(groups) > 1:
+            audible = [prompts[i].sample.id for i in groups[True]]
+            silent = [prompts[i].sample.id for i in groups[False]]
+            raise ValueError(f"cannot batch video-with-audio samples {audible} with samples without in-video audio "
+                             f"{silent}: use_audio_in_video is per batch; split with group_by_audio_flag(prompts)")
+        return next(iter(groups))
+
+    def encode(self, prompts: list[PolicyPrompt], repeats: int = 1):
+        """One left-padded batch for `prompts` (each repeated `repeats` times) -> (BatchFeature, use_audio_in_video)."""
+        from transformers.feature_extraction_utils import BatchFeature
+
+        flag = self._check_flags(prompts)
+        items = [self._encode_one(p) for p in prompts]
+        return BatchFeature(self._collate([it for it in items for _ in range(repeats)])), flag
+
+    # ------------------------------------------------------------------ sampling
+    def _generation_config(self, max_new_tokens: int, greedy: bool, temperature: float, top_p: float):
+        from transformers import GenerationConfig
+
+        sampling = dict(do_sample=False) if greedy else dict(do_sample=True, temperature=temperature, top_p=top_p,
+                                                               top_k=0)
+        # Every sampling knob is set explicitly: unset ones would be filled from the checkpoint's
+        # generation_config.json (e.g. Qwen's repetition_penalty and top_k), changing what is sampled.
+        return GenerationConfig(max_new_tokens=max_new_tokens, eos_token_id=self.eos_token_ids,
+                                repetition_penalty=1.0, no_repeat_ngram_size=0, min_new_tokens=0,
+                                pad_token_id=self.tokenizer.pad_token_id, suppress_tokens=self.suppress_ids,
+                                return_dict_in_generate=True, output_logits=True, **sampling)
+
+    def _generate(self, prompts, repeats, max_new_tokens, greedy, temperature, top_p, seed):
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0 (got {temperature}); use greedy decoding instead")
+        batch, flag = self.encode(prompts, repeats)
+        config = self._generation_config(max_new_tokens, greedy, temperature, top_p)
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.no_grad(), torch.random.fork_rng(devices=devices, enabled=seed is not None):
+            if seed is not None:
+                torch.manual_seed(seed)
+            generator = _unwrap(self.model, keep_peft=True)
+            out = generator.generate(**batch, generation_config=config, use_audio_in_video=flag)
+        new_BT = out.sequences[:, batch["input_ids"].shape[1]:]
+        # Step by step rather than stacking (B, T, V): the raw logits (before suppression, temperature and top-p)
+        # are already held by generate; a stacked copy would double the peak for a 152k vocabulary.
+        logp_BT = torch.stack([token_logprobs(step_BV[:, None], new_BT[:, t: t + 1], temperature)[:, 0]
+                               for t, step_BV in enumerate(out.logits)], dim=1)
+        return new_BT, logp_BT
+
+    def _split(self, new_BT: torch.Tensor, logp_BT: torch.Tensor | None, repeats: int) -> list[Completion]:
+        eos = set(self.eos_token_ids)
+        completions = []
+        for row in range(new_BT.shape[0]):
+            ids = new_BT[row].tolist()
+            end = next((i + 1 for i, t in enumerate(ids) if t in eos), None)
+            truncated = end is None
+            ids = ids[: end or len(ids)]
+            logp = logp_BT[row, : len(ids)].tolist() if logp_BT is not None else []
+            text = self.tokenizer.decode(ids, skip_special_tokens=True)
+            completions.append(Completion(row // repeats, ids, text, logp, truncated))
+        return completions
+
+    def sample(self, prompts: list[PolicyPrompt], rollouts_per_prompt: int, max_new_tokens: int,
+               temperature: float = 1.0, top_p: float = 1.0, generator_seed: int | None = None) -> list[Completion]:
+        """`rollouts_per_prompt` sampled completions per prompt (grouped by prompt, in order); seeded = repeatable."""
+        new_BT, logp_BT = self._generate(prompts, rollouts_per_prompt, max_new_tokens, False, temperature, top_p,
+                                         generator_seed)
+        return self._split(new_BT, logp_BT, rollouts_per_prompt)
+
+    def generate_text(self, prompts: list[PolicyPrompt], max_new_tokens: int, greedy: bool = True,
+                      temperature: float = 1.0, seed: int | None = None) -> list[str]:
+        """Decoded answers (greedy by default) for evaluation."""
+        new_BT, _ = self._generate(prompts, 1, max_new_tokens, greedy, temperature, 1.0, seed)
+        return [c.text for c in self._split(new_BT, None, 1)]
+
+    # ------------------------------------------------------------------ scoring
+    def _scored_logits(self, prompts: list[PolicyPrompt], suffixes: list[list[int]], model, pick):
+        """Logits at the positions `pick(t_BLX, prompt_len, suffix_mask_BS)` selects, for prompt + suffix rows.
+
+        Returns (logits, suffix_ids_BS, suffix_mask_BS); suffixes are right-padded after the left-padded prompts.
+        """
+        if len(suffixes) != len(prompts):
+            raise ValueError(f"{len(suffixes)} token lists for {len(prompts)} prompts; give one per prompt "
+                             "(repeat a prompt once per completion)")
+        batch, flag = self.encode(prompts)
+        width = max(1, max((len(s) for s in suffixes), default=1))
+        suffix = torch.full((len(suffixes), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        suffix_mask = torch.zeros((len(suffixes), width), dtype=torch.long)
+        for row, ids in enumerate(suffixes):
+            suffix[row, : len(ids)] = torch.as_tensor(ids, dtype=torch.long)
+            suffix_mask[row, : len(ids)] = 1
+        suffix, suffix_mask = suffix.to(self.device), suffix_mask.to(self.device)
+        prompt_len = batch["input_ids"].shape[1]
+        batch = dict(batch)
+        batch["input_ids"] = torch.cat([batch["input_ids"], suffix], dim=1)
+        batch["attention_mask"] = torch.cat([batch["attention_mask"], suffix_mask], dim=1)
+        model = self.model if model is None else model
+        if hasattr(model, "module"):
+            # DDP / DeepSpeed wrappers: their forward hooks (gradient sync) must run, so call the wrapper itself.
+            logits = model(**batch, use_audio_in_video=flag, use_cache=False).logits
+            return pick(logits, prompt_len, suffix_mask), suffix, suffix_mask
+        thinker = _unwrap(model)
+        # The inner model, not the LM head: only the positions we score go through the (large) vocabulary matmul.
+        hidden = thinker.model(**batch, use_audio_in_video=flag, use_cache=False).last_hidden_state
+        return thinker.lm_head(pick(hidden, prompt_len, suffix_mask)), suffix, suffix_mask
+
+    def logprobs(self, prompts: list[PolicyPrompt], completions_token_ids: list[list[int]],
+                 temperature: float = 1.0, with_entropy: bool = False, model=None):
+        """Teacher-forced log-probs of each completion (row i = completion i, column j = its token j).
+
+        Returns (logp_BT, mask_BT) or (logp_BT, mask_BT, entropy_BT); differentiable w.r.t. the parameters.
+        `model` scores with another thinker sharing this tokenizer (e.g. `reference_model`); default self.model.
+        """
+        def completion_positions(t_BLX, prompt_len, mask_BS):
+            # Output at position p predicts token p + 1: the last prompt position predicts completion token 0.
+            return t_BLX[:, prompt_len - 1: prompt_len - 1 + mask_BS.shape[1]]
+
+        logits_BTV, ids_BT, mask_BT = self._scored_logits(prompts, completions_token_ids, model,
+                                                          completion_positions)
+        logp_BT = token_logprobs(logits_BTV, ids_BT, temperature) * mask_BT
+        mask_BT = mask_BT.to(logp_BT.dtype)
+        if with_entropy:
+            return logp_BT, mask_BT, entropy_from_logits(logits_BTV, temperature) * mask_BT
+        return logp_BT, mask_BT
+
+    @torch.no_grad()
+    def option_probs(self, prompts: list[PolicyPrompt], prefixes: list[list[int]] | None = None) -> torch.Tensor:
+        """P(next token = option letter) after prompt (+ assistant prefix), renormalised over each row's letters.
+
+        Returns (B, K) with K = the largest option count in the batch; rows with fewer options have zeros beyond
+        their own letters.
+        """
+        prefixes = prefixes if prefixes is not None else [[] for _ in prompts]
+
+        def after_prefix(t_BLX, prompt_len, mask_BS):
+            last = prompt_len - 1 + mask_BS.sum(dim=1)  # position whose output predicts the token after the prefix
+            return t_BLX[torch.arange(t_BLX.shape[0], device=t_BLX.device), last]
+
+        logits_BV = self._scored_logits(prompts, prefixes, None, after_prefix)[0].float()
+        k_max = max(len(p.sample.options) for p in prompts)
+        letters = torch.as_tensor(self.letter_token_ids(k_max), device=logits_BV.device)
+        letter_logits = logits_BV[:, letters]
+        counts = torch.as_tensor([len(p.sample.options) for p in prompts], device=logits_BV.device)
+        valid = torch.arange(k_max, device=logits_BV.device)[None, :] < counts[:, None]
+        return torch.softmax(letter_logits.masked_fill(~valid, float("-inf")), dim=-1)
+
+
+def _unwrap(model, keep_peft: bool = False):
+    """The thinker inside DDP/DeepSpeed (`.module`) and, unless keep_peft, PEFT (`get_base_model()`) wrappers."""
+    model = getattr(model, "module", model)
+    if not keep_peft and hasattr(model, "get_base_model"):
+        model = model.get_base_model()
+    return model
+
+
+def clip_from_arrays(frames_THWC: np.ndarray | None, audio: np.ndarray | None, fps: float, path: str = "<memory>",
+                     start: float = 0.0) -> Clip:
+    """A Clip from in-memory arrays (tests, synthetic data); frame times assume uniform sampling at `fps`."""
+    count = 0 if frames_THWC is None else len(frames_THWC)
+    times = start + np.arange(count, dtype=np.float64) / fps
+    dur = max(count / fps if count else 0.0, 0.0 if audio is None else len(audio) / 16_000)
+    return Clip(path, frames_THWC, times, fps, audio, start, start + dur)

@@ -1,0 +1,180 @@
+"""Tiny, randomly initialised Qwen-Omni thinkers built offline from the real transformers classes.
+
+`build_tiny_policy_files(out_dir, spec)` writes a checkpoint directory that `OmniPolicy.from_pretrained` loads like a
+real one: config.json + model.safetensors (the thinker only), generation_config.json, tokenizer files with the chat
+template, preprocessor_config.json (Whisper features + vision patching), video_preprocessor_config.json for the
+torch-only video processor, and `omnivideo_r1.json` saying which family it is. Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from .tokenizer import FAMILIES, build_tokenizer
+from .video_processor import PATCH_SIZE, VIDEO_PROCESSOR_FILE
+
+MARKER_FILE = "omnivideo_r1.json"
+
+# Text / vision / audio widths per size. "tiny" is the ~0.3M-parameter model of the CPU tests, "small" (~20M) is
+# big enough for the synthetic world to be learnable in a CPU demo.
+_SIZES: dict[str, dict[str, int]] = {
+    "tiny": dict(hidden=64, layers=2, heads=4, kv_heads=2, ffn=128, moe_ffn=32, vis_hidden=32, vis_depth=2,
+                 vis_heads=2, aud_hidden=32, aud_layers=2, aud_heads=2),
+    "small": dict(hidden=384, layers=8, heads=6, kv_heads=2, ffn=1280, moe_ffn=384, vis_hidden=128, vis_depth=2,
+                  vis_heads=4, aud_hidden=128, aud_layers=2, aud_heads=4),
+}
+
+# Frames are small in the tests and demo: allow 1..64 merged tokens per frame instead of Qwen's 128..768.
+_TINY_MIN_TOKENS, _TINY_MAX_TOKENS = 1, 64
+
+
+@dataclass
+class TinyOmniSpec:
+    family: Literal["qwen3_omni", "qwen2_5_omni"] = "qwen3_omni"
+    """Which real thinker class to instantiate: Qwen3-Omni (MoE) or Qwen2.5-Omni (dense)."""
+    size: Literal["tiny", "small"] = "tiny"
+    """"tiny" (~0.3M parameters, unit tests) or "small" (~20M parameters, CPU demo runs)."""
+    seed: int = 0
+    """Seed of the random initialisation; the same spec always gives the same weights."""
+    vocab_size: int = 2048
+    """Upper bound on the trained BPE vocabulary; the model's embedding is rounded up to a multiple of 64, so it
+    has a few padded rows that must never be sampled (as in the real checkpoints)."""
+
+
+def _mrope_section(head_dim: int) -> list[int]:
+    """Split head_dim/2 rotary frequencies over (time, height, width); the real models use 16:24:24-like splits."""
+    half = head_dim // 2
+    t = half // 4 if half >= 8 else 2
+    h = (half - t) // 2
+    return [t, h, half - t - h]
+
+
+def thinker_config(spec: TinyOmniSpec, tokenizer) -> Any:
+    """The transformers thinker config for `spec`, with the tokenizer's media token ids wired in."""
+    if spec.family not in FAMILIES:
+        raise ValueError(f"TinyOmniSpec.family {spec.family!r} must be one of {FAMILIES}")
+    if spec.size not in _SIZES:
+        raise ValueError(f"TinyOmniSpec.size {spec.size!r} must be one of {sorted(_SIZES)}")
+    s = _SIZES[spec.size]
+    head_dim = s["hidden"] // s["heads"]
+    vocab = -(-len(tokenizer) // 64) * 64
+    if vocab == len(tokenizer):
+        vocab += 64  # always keep padded rows, so the suppression of unused ids is exercised
+    ids = {name: tokenizer.convert_tokens_to_ids(getattr(tokenizer, name)) for name in (
+        "image_token", "audio_token", "video_token", "vision_bos_token", "vision_eos_token", "audio_bos_token",
+        "audio_eos_token")}
+    eos = [tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.convert_tokens_to_ids("<|endoftext|>")]
+    user_id = tokenizer.encode("user", add_special_tokens=False)[0]  # only the talker reads it; "user" may be 2 ids
+    text_common = dict(
+        vocab_size=vocab, hidden_size=s["hidden"], intermediate_size=s["ffn"], num_hidden_layers=s["layers"],
+        num_attention_heads=s["heads"], num_key_value_heads=s["kv_heads"], max_position_embeddings=32768,
+        pad_token_id=tokenizer.pad_token_id, eos_token_id=eos[0],
+    )
+    if spec.family == "qwen3_omni":
+        from transformers import Qwen3OmniMoeThinkerConfig
+
+        text = dict(text_common, head_dim=head_dim, moe_intermediate_size=s["moe_ffn"], num_experts=4,
+                    num_experts_per_tok=2, decoder_sparse_step=1, norm_topk_prob=True,
+                    rope_parameters={"rope_type": "default", "rope_theta": 1_000_000.0,
+                                     "mrope_section": _mrope_section(head_dim), "interleaved": True,
+                                     "mrope_interleaved": True})
+        vision = dict(depth=s["vis_depth"], hidden_size=s["vis_hidden"], intermediate_size=2 * s["vis_hidden"],
+                      num_heads=s["vis_heads"], patch_size=PATCH_SIZE["qwen3_omni"], spatial_merge_size=2,
+                      temporal_patch_size=2, out_hidden_size=s["hidden"], num_position_embeddings=256,
+                      deepstack_visual_indexes=[s["vis_depth"] - 1])
+        audio = dict(num_mel_bins=128, encoder_layers=s["aud_layers"], encoder_attention_heads=s["aud_heads"],
+                     encoder_ffn_dim=2 * s["aud_hidden"], d_model=s["aud_hidden"], output_dim=s["hidden"],
+                     n_window=50, n_window_infer=800, conv_chunksize=500, downsample_hidden_size=16,
+                     max_source_positions=1500)
+        return Qwen3OmniMoeThinkerConfig(
+            text_config=text, vision_config=vision, audio_config=audio, position_id_per_seconds=13,
+            audio_token_id=ids["audio_token"], image_token_id=ids["image_token"], video_token_id=ids["video_token"],
+            audio_start_token_id=ids["audio_bos_token"], vision_start_token_id=ids["vision_bos_token"],
+            audio_end_token_id=ids["audio_eos_token"], vision_end_token_id=ids["vision_eos_token"],
+            user_token_id=user_id, tie_word_embeddings=False,
+        )
+    from transformers import Qwen2_5OmniThinkerConfig
+
+    text = dict(text_common, rope_parameters={"rope_type": "default", "rope_theta": 1_000_000.0,
+                                              "mrope_section": _mrope_section(head_dim)},
+                tie_word_embeddings=False)
+    vision = dict(depth=s["vis_depth"], hidden_size=s["vis_hidden"], intermediate_size=2 * s["vis_hidden"],
+                  num_heads=s["vis_heads"], patch_size=PATCH_SIZE["qwen2_5_omni"], spatial_merge_size=2,
+                  temporal_patch_size=2, window_size=112, out_hidden_size=s["hidden"],
+                  fullatt_block_indexes=[s["vis_depth"] - 1])
+    audio = dict(num_mel_bins=128, encoder_layers=s["aud_layers"], encoder_attention_heads=s["aud_heads"],
+                 encoder_ffn_dim=2 * s["aud_hidden"], d_model=s["aud_hidden"], output_dim=s["hidden"], n_window=100,
+                 max_source_positions=1500)
+    return Qwen2_5OmniThinkerConfig(
+        text_config=text, vision_config=vision, audio_config=audio, position_id_per_seconds=25, seconds_per_chunk=2,
+        audio_token_index=ids["audio_token"], image_token_index=ids["image_token"],
+        video_token_index=ids["video_token"], audio_start_token_id=ids["audio_bos_token"],
+        audio_end_token_id=ids["audio_eos_token"], vision_start_token_id=ids["vision_bos_token"],
+        vision_end_token_id=ids["vision_eos_token"], user_token_id=user_id,
+    )
+
+
+def preprocessor_config(family: str) -> dict[str, Any]:
+    """preprocessor_config.json: Whisper log-mel features (128 bins) + the vision patching of the family.
+
+    The real Qwen-Omni checkpoints keep both in this one file; `omni.build_processor` splits them again.
+    """
+    factor = PATCH_SIZE[family] * 2
+    return {
+        "processor_class": "Qwen3OmniMoeProcessor" if family == "qwen3_omni" else "Qwen2_5OmniProcessor",
+        "feature_extractor_type": "WhisperFeatureExtractor", "feature_size": 128, "sampling_rate": 16000,
+        "hop_length": 160, "chunk_length": 30, "n_fft": 400, "padding_value": 0.0, "dither": 0.0,
+        "return_attention_mask": True,
+        "image_processor_type": "Qwen2VLImageProcessor", "patch_size": PATCH_SIZE[family], "temporal_patch_size": 2,
+        "merge_size": 2, "min_pixels": _TINY_MIN_TOKENS * factor * factor,
+        "max_pixels": _TINY_MAX_TOKENS * factor * factor,
+        "image_mean": [0.48145466, 0.4578275, 0.40821073], "image_std": [0.26862954, 0.26130258, 0.27577711],
+    }
+
+
+def build_tiny_thinker(spec: TinyOmniSpec, tokenizer):
+    """A randomly initialised thinker (eval mode, float32) for `spec`; deterministic in spec.seed."""
+    import torch
+
+    config = thinker_config(spec, tokenizer)
+    if spec.family == "qwen3_omni":
+        from transformers import Qwen3OmniMoeThinkerForConditionalGeneration as cls
+    else:
+        from transformers import Qwen2_5OmniThinkerForConditionalGeneration as cls
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(spec.seed)
+        model = cls(config)
+    model.generation_config.eos_token_id = [tokenizer.convert_tokens_to_ids("<|im_end|>"),
+                                            tokenizer.convert_tokens_to_ids("<|endoftext|>")]
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return model.eval()
+
+
+def build_tiny_policy_files(out_dir: str, spec: TinyOmniSpec | None = None) -> str:
+    """Write a complete tiny checkpoint directory for `spec` into `out_dir`; returns out_dir."""
+    spec = spec or TinyOmniSpec()
+    tokenizer = build_tokenizer(spec.family, vocab_size=spec.vocab_size)
+    model = build_tiny_thinker(spec, tokenizer)
+    os.makedirs(out_dir, exist_ok=True)
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    pre = preprocessor_config(spec.family)
+    with open(os.path.join(out_dir, "preprocessor_config.json"), "w", encoding="utf-8") as fh:
+        json.dump(pre, fh, indent=2)
+    video = {k: pre[k] for k in ("patch_size", "temporal_patch_size", "merge_size", "min_pixels", "max_pixels",
+                                 "image_mean", "image_std")}
+    video["video_processor_type"] = "TorchQwenVideoProcessor"
+    with open(os.path.join(out_dir, VIDEO_PROCESSOR_FILE), "w", encoding="utf-8") as fh:
+        json.dump(video, fh, indent=2)
+    write_marker(out_dir, spec.family, tiny=asdict(spec))
+    return out_dir
+
+
+def write_marker(out_dir: str, family: str, **extra: Any) -> None:
+    """`omnivideo_r1.json`: the family and the fact that the video processor is the torch-only one."""
+    marker = {"family": family, "video_processor": "torch", **extra}
+    with open(os.path.join(out_dir, MARKER_FILE), "w", encoding="utf-8") as fh:
+        json.dump(marker, fh, indent=2)
