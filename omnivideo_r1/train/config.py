@@ -1,0 +1,186 @@
+"""Training config: one dataclass per concern, a docstring under every field, loaded from a YAML recipe.
+
+Batch sizes carry their units in their names. Per optimizer step the trainer consumes
+`rollout.prompts_per_step` prompts (global, across processes), samples `rollout.rollouts_per_prompt` completions for
+each (one GSPO group), and splits the resulting `prompts_per_step * rollouts_per_prompt` sequences into
+`gspo.minibatches_per_rollout` policy updates, so that after the first update the importance ratio differs from 1 and
+GSPO's clipping acts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass
+class ModelConfig:
+    path: str = ""
+    """Checkpoint directory (ours, or a real Qwen2.5-Omni / Qwen3-Omni checkpoint). Empty: build a tiny random one."""
+    tiny_family: Literal["qwen3_omni", "qwen2_5_omni"] = "qwen3_omni"
+    """Which real thinker class the tiny model instantiates when `path` is empty."""
+    tiny_size: Literal["tiny", "small"] = "tiny"
+    """Tiny (~0.3M params) or small (~20M params) random model when `path` is empty."""
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    """Parameter dtype. fp32 is fastest on CPU; the paper's recipe uses bf16 on GPUs."""
+    attn_implementation: str = "sdpa"
+    """transformers attention backend (sdpa, eager, flash_attention_2)."""
+    lora_rank: int = 0
+    """LoRA rank (peft); 0 trains all (unfrozen) parameters."""
+    lora_alpha: int = 32
+    """LoRA scaling numerator."""
+    lora_dropout: float = 0.0
+    """LoRA dropout."""
+    lora_target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    """Module names LoRA adapts (language-model projections; the encoders stay frozen)."""
+    freeze_vision: bool = True
+    """Freeze the vision encoder and its merger (the released recipe: --freeze_vit, --freeze_aligner)."""
+    freeze_audio: bool = True
+    """Freeze the audio encoder."""
+    gradient_checkpointing: bool = False
+    """Trade compute for memory on long AV sequences."""
+
+
+@dataclass
+class DataConfig:
+    train_path: str = ""
+    """Training JSONL in the sample schema (synthetic world, curated data)."""
+    fps: float = 2.0
+    """Frames sampled per second of clip."""
+    max_frames: int = 8
+    """Cap on sampled frames per clip (the released recipe: FPS_MAX_FRAMES=64)."""
+    max_pixels: int = 64 * 64
+    """Cap on H*W of each frame before the processor (the released recipe: 200704)."""
+    clip_cache_bytes: int = 256 * 2**20
+    """Bound on decoded clips kept in memory across rollouts and epochs."""
+    shuffle: bool = True
+    """Shuffle the prompt order each epoch (seeded, so resumes are exact)."""
+
+
+@dataclass
+class RolloutConfig:
+    prompts_per_step: int = 4
+    """Prompts per optimizer step, global across processes; must divide evenly between them."""
+    rollouts_per_prompt: int = 4
+    """G: completions sampled per prompt (one GSPO group). The paper: 8."""
+    max_new_tokens: int = 64
+    """Completion length cap (the released recipe: 8192)."""
+    temperature: float = 1.0
+    """Sampling temperature; log-probs are taken under the same temperature."""
+    top_p: float = 1.0
+    """Nucleus sampling."""
+
+
+@dataclass
+class GSPOConfig:
+    clip_low: float = 3e-4
+    """epsilon_low for the sequence-level ratio (GSPO paper, sec. 5.1; the released scripts: --epsilon 3e-4)."""
+    clip_high: float = 4e-4
+    """epsilon_high (the released scripts: --epsilon_high 4e-4)."""
+    level: Literal["sequence", "sequence_token", "token"] = "sequence"
+    """Importance-ratio level: GSPO, GSPO-token, or token-level GRPO for comparison."""
+    beta: float = 0.0
+    """KL coefficient to the initial policy (k3 estimator); 0 skips the reference model."""
+    minibatches_per_rollout: int = 2
+    """Policy updates per rollout batch; > 1 makes the policy off-policy for later updates so clipping acts."""
+    recompute_old_logp: bool = True
+    """Recompute old log-probs by teacher forcing (exact) instead of trusting the sampler's (equal within 1e-4)."""
+    advantage_eps: float = 1e-4
+    """eps in (r - mean) / (std + eps)."""
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-6
+    """Peak learning rate (the paper: 1e-6)."""
+    min_lr: float = 1e-7
+    """Final learning rate of the cosine schedule (the released scripts: 1e-7)."""
+    warmup_fraction: float = 0.05
+    """Fraction of steps with linear warm-up (the released scripts: 0.05)."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    max_grad_norm: float = 1.0
+    """Gradient clipping norm; 0 disables."""
+    adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    """AdamW betas."""
+
+
+@dataclass
+class JudgeConfig:
+    kind: Literal["embedded", "http"] = "embedded"
+    """embedded: offline rule-based judge on reference time-caption pairs; http: an OpenAI-compatible server."""
+    base_url: str = "http://127.0.0.1:8000/v1"
+    """HTTP judge endpoint (vLLM / SGLang)."""
+    model: str = "Qwen3-Omni-30B-A3B-Instruct"
+    """HTTP judge model name."""
+    api_key_env: str = "OMNIVIDEO_JUDGE_API_KEY"
+    """Name of the environment variable holding the API key (never logged)."""
+    max_concurrency: int = 8
+    """Requests in flight to the judge."""
+    timeout_s: float = 60.0
+    """Per-request timeout."""
+    send_media: bool = True
+    """Send the clipped segment's video AND audio to the HTTP judge."""
+    cache_dir: str = ""
+    """On-disk judge cache; empty disables."""
+
+
+@dataclass
+class RunConfig:
+    stage: Literal["qi", "ma"] = "qi"
+    """Which reward set: qi (format + answer + intent) or ma (format + answer + modality attention)."""
+    out_dir: str = "runs/default"
+    """Run directory: config, metrics.jsonl, tensorboard/, checkpoints/, final/."""
+    steps: int = 10
+    """Optimizer steps of this stage (rollout batches)."""
+    seed: int = 0
+    """Seeds data order, sampling (per prompt and step, so results do not depend on the process count) and init."""
+    save_every: int = 0
+    """Write a resumable checkpoint every N steps (0: only at the end)."""
+    keep_checkpoints: int = 2
+    """How many step checkpoints to keep."""
+    log_every: int = 1
+    """Log metrics every N steps."""
+    tensorboard: bool = True
+    """Also write TensorBoard event files."""
+    wandb_project: str = ""
+    """Log to Weights & Biases under this project (needs `pip install wandb`); empty disables."""
+    progress: bool = True
+    """Show a progress bar with ETA."""
+
+
+@dataclass
+class TrainConfig:
+    run: RunConfig = field(default_factory=RunConfig)
+    """Stage, steps, output, seeds, checkpoints."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """Policy checkpoint, LoRA, frozen parts."""
+    data: DataConfig = field(default_factory=DataConfig)
+    """Training data and media sampling."""
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    """Prompts per step, group size, sampling."""
+    gspo: GSPOConfig = field(default_factory=GSPOConfig)
+    """Loss: clip range, ratio level, KL, updates per rollout."""
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    """AdamW and the learning-rate schedule."""
+    rewards: dict[str, float] = field(default_factory=dict)
+    """Reward weights by name (names from rewards.REWARD_FUNCTIONS). Empty: the stage's paper defaults, all 1."""
+    reward_options: dict[str, dict] = field(default_factory=dict)
+    """Per-reward options, e.g. {"modality_attention": {"mode": "confidence"}}, passed to that reward's config."""
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
+    """Judge used by the intent (and optional soft answer) reward."""
+
+    def __post_init__(self) -> None:
+        if self.rollout.rollouts_per_prompt < 2:
+            raise ValueError("rollout.rollouts_per_prompt must be >= 2: group advantages need at least two rollouts")
+        if self.gspo.minibatches_per_rollout < 1:
+            raise ValueError("gspo.minibatches_per_rollout must be >= 1")
+        if self.run.steps < 1:
+            raise ValueError("run.steps must be >= 1")
+
+
+STAGE_DEFAULT_REWARDS = {
+    # The paper weights every reward equally (beta = 1); the released scripts: --reward_weights 1 1 1.
+    "qi": {"format": 1.0, "answer": 1.0, "intent": 1.0},
+    "ma": {"format": 1.0, "answer": 1.0, "modality_attention": 1.0},
+}

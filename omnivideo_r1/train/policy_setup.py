@@ -1,0 +1,137 @@
+"""Plumbing the training driver calls: policy loading (tiny or real, frozen encoders, LoRA), judge, optimizer and
+schedule, reward dispatch, reference log-probs."""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+
+import torch
+
+from ..rewards import REWARD_FUNCTIONS, build_reward_config
+from .config import JudgeConfig, ModelConfig, OptimConfig, TrainConfig
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def load_policy(cfg: TrainConfig, accelerator):
+    """The policy to train: cfg.model.path, or a tiny random real-class model built once into the run directory."""
+    from ..policy.omni import OmniPolicy
+    from ..policy.tiny import TinyOmniSpec, build_tiny_policy_files
+
+    mcfg: ModelConfig = cfg.model
+    path = mcfg.path
+    if not path:
+        path = os.path.join(cfg.run.out_dir, "init_policy")
+        if accelerator.is_main_process and not os.path.exists(os.path.join(path, "config.json")):
+            build_tiny_policy_files(path, TinyOmniSpec(family=mcfg.tiny_family, size=mcfg.tiny_size, seed=cfg.run.seed))
+        accelerator.wait_for_everyone()
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"model.path={path!r} is not a directory; give a checkpoint directory or leave it "
+                                "empty for a tiny random model")
+    policy = OmniPolicy.from_pretrained(path, dtype=DTYPES[mcfg.dtype], device=str(accelerator.device),
+                                        attn_implementation=mcfg.attn_implementation)
+    freeze_encoders(policy.model, mcfg)
+    if mcfg.lora_rank > 0:
+        from peft import LoraConfig, get_peft_model
+
+        policy.model = get_peft_model(policy.model, LoraConfig(
+            r=mcfg.lora_rank, lora_alpha=mcfg.lora_alpha, lora_dropout=mcfg.lora_dropout,
+            target_modules=mcfg.lora_target_modules))
+    if mcfg.gradient_checkpointing:
+        policy.model.gradient_checkpointing_enable()
+    if cfg.gspo.beta > 0 and mcfg.lora_rank == 0:
+        # Without LoRA the reference is a frozen copy of the initial weights (with LoRA: the adapter switched off).
+        policy.reference_model = copy.deepcopy(policy.model).eval().requires_grad_(False)
+    return policy
+
+
+def save_policy(policy, out_dir: str) -> None:
+    """Save a loadable checkpoint; LoRA adapters are merged so the result loads like the base model."""
+    model = policy.model
+    if hasattr(model, "merge_and_unload"):
+        policy.model = copy.deepcopy(model).merge_and_unload()
+    try:
+        policy.save_pretrained(out_dir)
+    finally:
+        policy.model = model
+
+
+def freeze_encoders(model, mcfg: ModelConfig) -> list[str]:
+    """Freeze the vision/audio encoders (the released recipe trains only the language model); returns their names.
+
+    The encoders sit at different depths across transformers versions and wrappers (thinker.visual,
+    thinker.model.visual, base_model.model...), so they are found by their attribute name anywhere in the tree.
+    """
+    wanted = {"visual"} if mcfg.freeze_vision else set()
+    wanted |= {"audio_tower"} if mcfg.freeze_audio else set()
+    frozen = []
+    for name, module in model.named_modules():
+        if name.rsplit(".", 1)[-1] in wanted and not any(name.startswith(f + ".") for f in frozen):
+            module.requires_grad_(False)
+            frozen.append(name)
+    missing = wanted - {n.rsplit(".", 1)[-1] for n in frozen}
+    if missing:
+        raise ValueError(f"model has no {sorted(missing)} module to freeze; set model.freeze_vision/freeze_audio=false")
+    return frozen
+
+
+def reference_logprobs(policy, cfg: TrainConfig, prompts, completions):
+    ids = [c.token_ids for c in completions]
+    with torch.no_grad():
+        if cfg.model.lora_rank > 0:
+            with policy.model.disable_adapter():
+                return policy.logprobs(prompts, ids, temperature=cfg.rollout.temperature)[0]
+        return policy.logprobs(prompts, ids, temperature=cfg.rollout.temperature, model=policy.reference_model)[0]
+
+
+def build_judge(jcfg: JudgeConfig, weights: dict[str, float]):
+    """The judge for the intent reward (and a soft answer score); None when no selected reward needs one."""
+    if "intent" not in weights and "answer" not in weights:
+        return None
+    if jcfg.kind == "embedded":
+        from ..judges.embedded import EmbeddedJudge
+
+        judge = EmbeddedJudge()
+    else:
+        from ..judges.http import HTTPJudge, HTTPJudgeConfig
+
+        judge = HTTPJudge(HTTPJudgeConfig(base_url=jcfg.base_url, model=jcfg.model, api_key_env=jcfg.api_key_env,
+                                          max_concurrency=jcfg.max_concurrency, timeout_s=jcfg.timeout_s,
+                                          send_media=jcfg.send_media))
+    if jcfg.cache_dir:
+        from ..judges.cache import CachedJudge
+
+        judge = CachedJudge(judge, jcfg.cache_dir)
+    return judge
+
+
+def build_optimizer_and_schedule(model, ocfg: OptimConfig, total_steps: int):
+    """AdamW over trainable parameters; linear warm-up then cosine decay from lr to min_lr, stepped once per rollout step."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("no trainable parameters: check model.lora_* and model.freeze_* settings")
+    optimizer = torch.optim.AdamW(params, lr=ocfg.lr, betas=tuple(ocfg.adam_betas), weight_decay=ocfg.weight_decay)
+    warmup = max(1, int(round(ocfg.warmup_fraction * total_steps))) if ocfg.warmup_fraction > 0 else 0
+    floor = ocfg.min_lr / ocfg.lr if ocfg.lr > 0 else 0.0
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def compute_rewards(records, weights: dict[str, float], options: dict[str, dict], judge):
+    """Run each selected reward function (picked from the one REWARD_FUNCTIONS dict) over the batch."""
+    unknown = sorted(set(weights) - set(REWARD_FUNCTIONS))
+    if unknown:
+        raise ValueError(f"unknown reward(s) {unknown}; available: {sorted(REWARD_FUNCTIONS)}")
+    outputs = {}
+    for name in weights:
+        rcfg = build_reward_config(name, options.get(name, {}))
+        outputs[name] = REWARD_FUNCTIONS[name](records, rcfg, judge=judge)
+    return outputs

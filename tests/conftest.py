@@ -1,0 +1,30 @@
+"""Shared fixtures: a small synthetic world and a tiny policy warm-started on the output format (built once)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+
+@pytest.fixture(scope="session")
+def warm_world(tmp_path_factory):
+    """(root, world_dir, init_dir, base_dir): 12 synthetic clips, a random tiny Qwen3-Omni thinker, and the same
+    thinker after 80 format warm-start steps (its rollouts earn varied rewards, so GSPO steps move the weights)."""
+    from omnivideo_r1.media.decode import load_clip
+    from omnivideo_r1.policy.omni import OmniPolicy
+    from omnivideo_r1.policy.tiny import TinyOmniSpec, build_tiny_policy_files
+    from omnivideo_r1.schema import read_samples
+    from omnivideo_r1.synth.world import generate_world
+    from omnivideo_r1.train.sft import SFTConfig, warm_start
+
+    root = tmp_path_factory.mktemp("warm_world")
+    world, init, base = root / "world", root / "init", root / "base"
+    generate_world(str(world), 12, seed=0)
+    build_tiny_policy_files(str(init), TinyOmniSpec(family="qwen3_omni", seed=0))
+    torch.manual_seed(0)
+    policy = OmniPolicy.from_pretrained(str(init))
+    samples = read_samples(str(world / "train.jsonl"))
+    warm_start(policy, samples, lambda s: load_clip(s.video, fps=2.0, max_frames=4, max_pixels=4096),
+               SFTConfig(steps=80, lr=1e-2, batch_size=4), log=lambda *a: None)
+    policy.save_pretrained(str(base))
+    return root, world, init, base

@@ -1,0 +1,202 @@
+"""Trainer: slot assignment, recipes, checkpoints, and tiny-model runs (single process, resume after SIGKILL, DDP)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from omnivideo_r1.config import load_config, resolve_recipe_path
+from omnivideo_r1.train.checkpoint import latest_checkpoint
+from omnivideo_r1.train.config import TrainConfig
+from omnivideo_r1.train.rollout import rank_slots, stable_seed, step_prompt_indices
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RECIPES = ["qi_tiny", "ma_tiny", "qi_qwen3_omni_30b", "ma_qwen3_omni_30b"]
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_shipped_recipes_load(recipe):
+    cfg = load_config(TrainConfig, recipe)
+    assert cfg.gspo.clip_low == pytest.approx(3e-4) and cfg.gspo.clip_high == pytest.approx(4e-4)
+    assert cfg.run.stage in ("qi", "ma")
+
+
+def test_paper_recipe_matches_the_paper():
+    cfg = load_config(TrainConfig, "qi_qwen3_omni_30b")
+    assert cfg.optim.lr == pytest.approx(1e-6) and cfg.rollout.rollouts_per_prompt == 8
+    assert cfg.model.lora_rank > 0 and cfg.model.freeze_vision and cfg.model.freeze_audio
+    assert cfg.model.dtype == "bfloat16"
+
+
+def test_recipe_overrides_and_errors():
+    cfg = load_config(TrainConfig, "qi_tiny", ["rollout.rollouts_per_prompt=8", "gspo.clip_low=1e-3"])
+    assert cfg.rollout.rollouts_per_prompt == 8 and cfg.gspo.clip_low == pytest.approx(1e-3)
+    with pytest.raises(ValueError, match="unknown key"):
+        load_config(TrainConfig, "qi_tiny", ["rollout.group_size=8"])
+    with pytest.raises(ValueError, match="rollouts_per_prompt"):
+        load_config(TrainConfig, "qi_tiny", ["rollout.rollouts_per_prompt=1"])
+    with pytest.raises(ValueError, match="not found"):
+        resolve_recipe_path("no_such_recipe")
+
+
+@pytest.mark.parametrize("P,M,W", [(4, 2, 2), (8, 2, 2), (8, 4, 1), (12, 3, 2)])
+def test_rank_slots_union_is_independent_of_process_count(P, M, W):
+    single = rank_slots(P, M, 1, 0)
+    multi = [rank_slots(P, M, W, r) for r in range(W)]
+    for j in range(M):
+        union = sorted(s for r in range(W) for s in multi[r][j])
+        assert union == single[j]
+    # every slot is owned by exactly one process
+    owned = sorted(s for r in range(W) for block in multi[r] for s in block)
+    assert owned == list(range(P))
+
+
+def test_rank_slots_rejects_uneven_split():
+    with pytest.raises(ValueError, match="divisible"):
+        rank_slots(6, 2, 2, 0)
+
+
+def test_step_indices_deterministic_and_cover_epoch():
+    a = step_prompt_indices(10, 3, 4, seed=1, shuffle=True)
+    assert a == step_prompt_indices(10, 3, 4, seed=1, shuffle=True)
+    epoch0 = [i for step in range(5) for i in step_prompt_indices(10, step, 2, seed=1, shuffle=True)]
+    assert sorted(epoch0) == list(range(10))
+    assert stable_seed(1, 2, "x") != stable_seed(1, 3, "x")
+
+
+def test_latest_checkpoint_ignores_incomplete(tmp_path):
+    root = tmp_path / "checkpoints"
+    (root / "step_000002").mkdir(parents=True)
+    (root / "step_000002" / "trainer_state.json").write_text("{}")
+    (root / "step_000004.tmp").mkdir()
+    (root / "step_000003").mkdir()  # no trainer_state: an interrupted or foreign folder
+    assert latest_checkpoint(str(tmp_path)).endswith("step_000002")
+
+
+# ---------------------------------------------------------------- tiny-model integration runs
+
+@pytest.fixture(scope="module")
+def tiny_setup(warm_world):
+    root, _, _, _ = warm_world
+    return root
+
+
+def _overrides(root, out, stage="qi", steps=2, extra=()):
+    return [f"run.stage={stage}", f"run.out_dir={out}", f"run.steps={steps}", "run.progress=false",
+            f"model.path={root / 'base'}", f"data.train_path={root / 'world' / 'train.jsonl'}",
+            "rollout.prompts_per_step=4", "rollout.rollouts_per_prompt=4", "rollout.max_new_tokens=64",
+            "gspo.minibatches_per_rollout=2", "optim.lr=1e-3", "optim.min_lr=1e-4", "run.tensorboard=false",
+            "model.freeze_vision=false", "model.freeze_audio=false", "data.max_frames=4",
+            "reward_options={format: {partial_credit: true}}", *extra]
+
+
+def _weights(model_dir):
+    from safetensors.torch import load_file
+
+    files = sorted(f for f in os.listdir(model_dir) if f.endswith(".safetensors"))
+    out = {}
+    for f in files:
+        out.update(load_file(os.path.join(model_dir, f)))
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", ["qi", "ma"])
+def test_tiny_stage_runs_and_changes_weights(tiny_setup, tmp_path, stage):
+    from omnivideo_r1.train.gspo_train import train
+    from omnivideo_r1.train.metrics_log import read_metrics
+
+    out = tmp_path / stage
+    summary = train(load_config(TrainConfig, None, _overrides(tiny_setup, out, stage)))
+    before, after = _weights(tiny_setup / "base"), _weights(summary["final_dir"])
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    assert changed, "no parameter changed after two GSPO steps"
+    rows = read_metrics(str(out / "metrics.jsonl"))
+    assert [r["step"] for r in rows] == [1, 2]
+    for key in ("loss", "clip_frac", "entropy", "lr", "completion_tokens_per_s", "reward/total/mean"):
+        assert key in rows[-1], key
+    assert all(v is None or v == v for r in rows for v in r.values() if isinstance(v, float))
+    reward_key = "reward/intent/mean" if stage == "qi" else "reward/modality_attention/mean"
+    assert reward_key in rows[-1]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _cli(args, **kw):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "omnivideo_r1.cli", *args], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_matches_uninterrupted_run(tiny_setup, tmp_path):
+    common = ["train", "--config", "qi_tiny"]
+    full = _cli(common + _overrides(tiny_setup, tmp_path / "full", steps=4, extra=["run.save_every=1"]))
+    out_full, _ = full.communicate(timeout=600)
+    assert full.returncode == 0, out_full
+
+    killed_dir = tmp_path / "killed"
+    victim = _cli(common + _overrides(tiny_setup, killed_dir, steps=4, extra=["run.save_every=1"]))
+    deadline = time.time() + 600
+    while time.time() < deadline and victim.poll() is None:
+        if (killed_dir / "checkpoints" / "step_000002").exists():
+            break
+        time.sleep(0.05)
+    assert victim.poll() is None, "the run finished before it could be killed: " + victim.communicate()[0]
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    assert not (killed_dir / "final").exists()
+
+    resumed = _cli(common + _overrides(tiny_setup, killed_dir, steps=4, extra=["run.save_every=1"]) + ["--resume"])
+    out_resumed, _ = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, out_resumed
+    a, b = _weights(tmp_path / "full" / "final"), _weights(killed_dir / "final")
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=f"{k} differs after resume")
+
+
+@pytest.mark.slow
+def test_two_process_ddp_matches_single_process(tiny_setup, tmp_path):
+    over = _overrides(tiny_setup, tmp_path / "single", steps=2)
+    single = _cli(["train", "--config", "qi_tiny", *over])
+    out_single, _ = single.communicate(timeout=600)
+    assert single.returncode == 0, out_single
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+           os.path.join(REPO, "omnivideo_r1", "recipes", "accelerate", "ddp_cpu_2proc.yaml"),
+           "--main_process_port", str(_free_port()), "-m", "omnivideo_r1.cli", "train", "--config", "qi_tiny",
+           *_overrides(tiny_setup, tmp_path / "ddp", steps=2)]
+    ddp = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert ddp.returncode == 0, ddp.stdout[-3000:] + ddp.stderr[-3000:]
+    a, b = _weights(tmp_path / "single" / "final"), _weights(tmp_path / "ddp" / "final")
+    init = _weights(tiny_setup / "base")
+    moved = max(float((a[k] - init[k]).abs().max()) for k in a)
+    assert moved > 1e-4, "training did not move the weights; the comparison would be vacuous"
+    worst = max(float((a[k] - b[k]).abs().max()) for k in a)
+    # Same global batch and per-prompt seeds: only the all-reduce's summation order differs.
+    assert worst < 1e-5 * max(1.0, moved) + 1e-6, f"DDP and single-process weights differ by {worst}"
+
+
+def test_freeze_encoders_finds_nested_encoders(tiny_setup):
+    from omnivideo_r1.policy.omni import OmniPolicy
+    from omnivideo_r1.train.config import ModelConfig
+    from omnivideo_r1.train.policy_setup import freeze_encoders
+
+    policy = OmniPolicy.from_pretrained(str(tiny_setup / "base"))
+    frozen = freeze_encoders(policy.model, ModelConfig(freeze_vision=True, freeze_audio=True))
+    assert {n.rsplit(".", 1)[-1] for n in frozen} == {"visual", "audio_tower"}
+    trainable = {n for n, p in policy.model.named_parameters() if p.requires_grad}
+    assert trainable and not any(".visual." in f".{n}" or "audio_tower" in n for n in trainable)
