@@ -126,18 +126,26 @@ def read_samples(path: str) -> list[AVSample]:
     return list(iter_samples(path))
 
 
-def iter_samples(path: str) -> Iterator[AVSample]:
-    base_dir = os.path.dirname(os.path.abspath(path))
+def iter_json_lines(path: str) -> Iterator[tuple[str, Any, str | None]]:
+    """(where, object, error) for each non-blank line: `where` is "file:line"; a line that is not JSON gives
+    object None and the parse error, so callers choose between raising and recording a rejection."""
     with open(path, encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
                 continue
             where = f"{path}:{lineno}"
             try:
-                obj = json.loads(line)
+                yield where, json.loads(line), None
             except json.JSONDecodeError as exc:
-                raise SchemaError(f"{where}: not valid JSON ({exc.msg}); each line must be one JSON object") from None
-            yield sample_from_dict(obj, where, base_dir)
+                yield where, None, exc.msg
+
+
+def iter_samples(path: str) -> Iterator[AVSample]:
+    base_dir = os.path.dirname(os.path.abspath(path))
+    for where, obj, error in iter_json_lines(path):
+        if error is not None:
+            raise SchemaError(f"{where}: not valid JSON ({error}); each line must be one JSON object")
+        yield sample_from_dict(obj, where, base_dir)
 
 
 def write_samples(path: str, samples: Iterable[AVSample], relative_to_file: bool = True) -> int:

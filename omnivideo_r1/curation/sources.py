@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..schema import LETTERS, AVSample, SchemaError, sample_from_dict
+from ..schema import LETTERS, AVSample, SchemaError, iter_json_lines, sample_from_dict
 
 LLAVA = "llava-video-178k"
 VIDEOVISTA = "videovista"
@@ -159,25 +159,19 @@ def jsonl_units(path: str) -> list[SourceItem]:
     """Units of our own JSONL (schema.sample_from_dict per line, so one bad line is one rejection)."""
     base_dir = os.path.dirname(os.path.abspath(path))
     units = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                units.append(SourceItem(where, JSONL, where, None, where, reason="bad_json", detail=f"{where}: {exc.msg}"))
-                continue
-            rid = str(obj.get("id")) if isinstance(obj, dict) and obj.get("id") is not None else where
-            try:
-                sample = sample_from_dict(obj, where, base_dir)
-            except SchemaError as exc:
-                units.append(SourceItem(rid, JSONL, rid, None, where, reason="schema_error", detail=str(exc)))
-                continue
-            sample.extra = {**sample.extra, "source_id": rid}
-            raw = f"{sample.answer}. {sample.answer_text}" if len(sample.answer) == 1 else sample.answer
-            units.append(SourceItem(sample.id, sample.source, rid, None, where, sample=sample, raw_answer=raw))
+    for where, obj, error in iter_json_lines(path):
+        if error is not None:
+            units.append(SourceItem(where, JSONL, where, None, where, reason="bad_json", detail=f"{where}: {error}"))
+            continue
+        rid = str(obj.get("id")) if isinstance(obj, dict) and obj.get("id") is not None else where
+        try:
+            sample = sample_from_dict(obj, where, base_dir)
+        except SchemaError as exc:
+            units.append(SourceItem(rid, JSONL, rid, None, where, reason="schema_error", detail=str(exc)))
+            continue
+        sample.extra = {**sample.extra, "source_id": rid}
+        raw = f"{sample.answer}. {sample.answer_text}" if len(sample.answer) == 1 else sample.answer
+        units.append(SourceItem(sample.id, sample.source, rid, None, where, sample=sample, raw_answer=raw))
     return units
 
 

@@ -29,6 +29,12 @@ def run(args: argparse.Namespace) -> int:
         print("error: data.train_path is empty; give a JSONL (e.g. `omnivideo-r1 synth --out world` then "
               "data.train_path=world/train.jsonl)", file=sys.stderr)
         return 2
+    import os
+
+    if not os.path.exists(cfg.data.train_path):
+        print(f"error: data.train_path={cfg.data.train_path!r} does not exist; create data with `omnivideo-r1 synth "
+              "--out world` or `omnivideo-r1 curate`, or pass data.train_path=PATH", file=sys.stderr)
+        return 2
     from .gspo_train import train
 
     summary = train(cfg, resume=args.resume)
