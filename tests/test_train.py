@@ -120,7 +120,7 @@ def test_tiny_stage_runs_and_changes_weights(tiny_setup, tmp_path, stage):
     assert changed, "no parameter changed after two GSPO steps"
     rows = read_metrics(str(out / "metrics.jsonl"))
     assert [r["step"] for r in rows] == [1, 2]
-    for key in ("loss", "clip_frac", "entropy", "lr", "completion_tokens_per_s", "reward/total/mean"):
+    for key in ("loss", "clip_frac", "entropy", "kl_to_old", "lr", "completion_tokens_per_s", "reward/total/mean"):
         assert key in rows[-1], key
     assert all(v is None or v == v for r in rows for v in r.values() if isinstance(v, float))
     reward_key = "reward/intent/mean" if stage == "qi" else "reward/modality_attention/mean"

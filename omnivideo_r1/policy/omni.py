@@ -25,6 +25,8 @@ from .. import prompts as prompt_text
 from ..algo.logprobs import entropy_from_logits, token_logprobs
 from ..media.types import Clip
 from ..schema import LETTERS, AVSample
+from .input_cache import ProcessedInputCache, processor_settings_key
+from .shared_prefix import generate_shared_prefix, option_logits_shared
 from .tiny import MARKER_FILE, write_marker
 from .tokenizer import DEFAULT_SYSTEM, MEDIA_TOKENS, chat_template
 from .video_processor import VIDEO_PROCESSOR_FILE, TorchQwenVideoProcessor
@@ -207,6 +209,8 @@ class OmniPolicy:
         self.eos_token_ids = [i for i in (tokenizer.convert_tokens_to_ids("<|im_end|>"),
                                           tokenizer.convert_tokens_to_ids("<|endoftext|>")) if i is not None]
         self.suppress_ids = self._never_sample_ids()
+        self.input_cache = ProcessedInputCache()
+        """Processor outputs of read-only clips (policy/input_cache.py); set max_bytes=0 to disable."""
 
     # ------------------------------------------------------------------ loading / saving
     @classmethod
@@ -287,8 +291,13 @@ class OmniPolicy:
         return sorted({i for i in special if i is not None and 0 <= i < vocab_rows} | set(padded))
 
     # ------------------------------------------------------------------ encoding
-    def _encode_one(self, prompt: PolicyPrompt) -> dict[str, torch.Tensor]:
+    def _encode_one(self, prompt: PolicyPrompt, settings: str | None = None) -> dict[str, torch.Tensor]:
         text = self.tokenizer.apply_chat_template(conversation(prompt), tokenize=False, add_generation_prompt=True)
+        settings = settings or processor_settings_key(self.processor)
+        key = ProcessedInputCache.key(prompt, text, settings)
+        return self.input_cache.get_or_compute(key, prompt.clip, lambda: self._process(prompt, text))
+
+    def _process(self, prompt: PolicyPrompt, text: str) -> dict[str, torch.Tensor]:
         mode, clip = prompt.effective_modality, prompt.clip
         kwargs: dict[str, Any] = {"text": [text], "return_tensors": "pt"}
         if mode in ("av", "video"):
@@ -347,7 +356,11 @@ class OmniPolicy:
         from transformers.feature_extraction_utils import BatchFeature
 
         flag = self._check_flags(prompts)
-        items = [self._encode_one(p) for p in prompts]
+        # A prompt repeated in `prompts` (G rows of one group) is processed once; settings digested once per call.
+        settings = processor_settings_key(self.processor)
+        unique = {id(p): p for p in prompts}
+        done = {k: self._encode_one(p, settings) for k, p in unique.items()}
+        items = [done[id(p)] for p in prompts]
         return BatchFeature(self._collate([it for it in items for _ in range(repeats)])), flag
 
     # ------------------------------------------------------------------ sampling
@@ -363,22 +376,27 @@ class OmniPolicy:
                                 pad_token_id=self.tokenizer.pad_token_id, suppress_tokens=self.suppress_ids,
                                 return_dict_in_generate=True, output_logits=True, **sampling)
 
-    def _generate(self, prompts, repeats, max_new_tokens, greedy, temperature, top_p, seed):
+    def _generate(self, prompts, repeats, max_new_tokens, greedy, temperature, top_p, seed, share_prefix=False):
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0 (got {temperature}); use greedy decoding instead")
-        batch, flag = self.encode(prompts, repeats)
+        # Shared prefix: each distinct prompt is encoded and prefilled once, its KV cache copied `repeats` times.
+        batch, flag = self.encode(prompts, 1 if share_prefix else repeats)
         config = self._generation_config(max_new_tokens, greedy, temperature, top_p)
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.no_grad(), torch.random.fork_rng(devices=devices, enabled=seed is not None):
             if seed is not None:
                 torch.manual_seed(seed)
             generator = _unwrap(self.model, keep_peft=True)
-            out = generator.generate(**batch, generation_config=config, use_audio_in_video=flag)
-        new_BT = out.sequences[:, batch["input_ids"].shape[1]:]
+            if share_prefix:
+                new_BT, step_logits = generate_shared_prefix(generator, batch, flag, repeats, config,
+                                                             self.eos_token_ids, self.tokenizer.pad_token_id)
+            else:
+                out = generator.generate(**batch, generation_config=config, use_audio_in_video=flag)
+                new_BT, step_logits = out.sequences[:, batch["input_ids"].shape[1]:], out.logits
         # Step by step rather than stacking (B, T, V): the raw logits (before suppression, temperature and top-p)
         # are already held by generate; a stacked copy would double the peak for a 152k vocabulary.
         logp_BT = torch.stack([token_logprobs(step_BV[:, None], new_BT[:, t: t + 1], temperature)[:, 0]
-                               for t, step_BV in enumerate(out.logits)], dim=1)
+                               for t, step_BV in enumerate(step_logits)], dim=1)
         return new_BT, logp_BT
 
     def _split(self, new_BT: torch.Tensor, logp_BT: torch.Tensor | None, repeats: int) -> list[Completion]:
@@ -395,10 +413,15 @@ class OmniPolicy:
         return completions
 
     def sample(self, prompts: list[PolicyPrompt], rollouts_per_prompt: int, max_new_tokens: int,
-               temperature: float = 1.0, top_p: float = 1.0, generator_seed: int | None = None) -> list[Completion]:
-        """`rollouts_per_prompt` sampled completions per prompt (grouped by prompt, in order); seeded = repeatable."""
+               temperature: float = 1.0, top_p: float = 1.0, generator_seed: int | None = None,
+               share_prefix: bool = False) -> list[Completion]:
+        """`rollouts_per_prompt` sampled completions per prompt (grouped by prompt, in order); seeded = repeatable.
+
+        share_prefix: encode + prefill each prompt once and copy its KV cache to the G rows (policy/shared_prefix.py)
+        instead of G identical rows through `generate`; same sampler, equal up to float rounding.
+        """
         new_BT, logp_BT = self._generate(prompts, rollouts_per_prompt, max_new_tokens, False, temperature, top_p,
-                                         generator_seed)
+                                         generator_seed, share_prefix)
         return self._split(new_BT, logp_BT, rollouts_per_prompt)
 
     def generate_text(self, prompts: list[PolicyPrompt], max_new_tokens: int, greedy: bool = True,
@@ -458,19 +481,23 @@ class OmniPolicy:
         return logp_BT, mask_BT
 
     @torch.no_grad()
-    def option_probs(self, prompts: list[PolicyPrompt], prefixes: list[list[int]] | None = None) -> torch.Tensor:
+    def option_probs(self, prompts: list[PolicyPrompt], prefixes: list[list[int]] | None = None,
+                     share_prefix: bool = False) -> torch.Tensor:
         """P(next token = option letter) after prompt (+ assistant prefix), renormalised over each row's letters.
 
         Returns (B, K) with K = the largest option count in the batch; rows with fewer options have zeros beyond
-        their own letters.
+        their own letters. share_prefix: each distinct prompt object is encoded and prefilled once, its KV cache
+        copied to its rows (equal to the plain path up to float rounding).
         """
         prefixes = prefixes if prefixes is not None else [[] for _ in prompts]
+        if share_prefix:
+            logits_BV = option_logits_shared(self, prompts, prefixes)
+        else:
+            def after_prefix(t_BLX, prompt_len, mask_BS):
+                last = prompt_len - 1 + mask_BS.sum(dim=1)  # position whose output predicts the token after it
+                return t_BLX[torch.arange(t_BLX.shape[0], device=t_BLX.device), last]
 
-        def after_prefix(t_BLX, prompt_len, mask_BS):
-            last = prompt_len - 1 + mask_BS.sum(dim=1)  # position whose output predicts the token after the prefix
-            return t_BLX[torch.arange(t_BLX.shape[0], device=t_BLX.device), last]
-
-        logits_BV = self._scored_logits(prompts, prefixes, None, after_prefix)[0].float()
+            logits_BV = self._scored_logits(prompts, prefixes, None, after_prefix)[0].float()
         k_max = max(len(p.sample.options) for p in prompts)
         letters = torch.as_tensor(self.letter_token_ids(k_max), device=logits_BV.device)
         letter_logits = logits_BV[:, letters]

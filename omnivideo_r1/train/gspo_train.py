@@ -137,7 +137,11 @@ def train(cfg: TrainConfig, resume: bool = False, accelerator: Accelerator | Non
                                         level=cfg.gspo.level, ref_logp_BT=ref_BT, beta=cfg.gspo.beta,
                                         num_sequences=int(n_global))
                     accelerator.backward(loss * world)
-                m["entropy"] = float((ent_BT * mask_BT).sum() / mask_BT.sum().clamp(min=1))
+                n_tok = mask_BT.sum().clamp(min=1)
+                m["entropy"] = float((ent_BT.detach() * mask_BT).sum() / n_tok)
+                # KL(pi_old || pi_theta), k3 estimator per token: how far this update has moved from the sampler.
+                log_r = (old_logp[slot][0] - logp_BT.detach()) * mask_BT
+                m["kl_to_old"] = float(((log_r.exp() - log_r - 1) * mask_BT).sum() / n_tok)
                 for k, v in m.items():
                     loss_metrics.setdefault(k, []).append(float(v))
             if cfg.optim.max_grad_norm > 0:
@@ -199,11 +203,20 @@ def _probe_modality_variants(policy, groups, cfg: TrainConfig, step: int) -> dic
             prefixes = [answer_prefix_ids(policy.tokenizer, c.text) for c in completions]
             rows = [i for i in range(len(completions)) if letters[i] and len(letters[i]) == 1 and prefixes[i]]
             if rows:
+                # Variants that share the use_audio_in_video flag go in one pass; each distinct prompt is encoded
+                # and prefilled once. Batching stays within the group so results never depend on process count.
+                all_prompts = {"av": prompt, **variant_prompts}
+                by_flag: dict[bool, list[str]] = {}
+                for m, vprompt in all_prompts.items():
+                    by_flag.setdefault(vprompt.use_audio_in_video, []).append(m)
                 with torch.no_grad():
-                    for m, vprompt in {"av": prompt, **variant_prompts}.items():
-                        probs_BK = policy.option_probs([vprompt] * len(rows), [prefixes[i] for i in rows])
-                        for r, i in enumerate(rows):
-                            confidence[i][m] = float(probs_BK[r, LETTERS.index(letters[i])])
+                    for ms in by_flag.values():
+                        vps = [all_prompts[m] for m in ms]
+                        probs_BK = policy.option_probs([vp for vp in vps for _ in rows],
+                                                       [prefixes[i] for _ in vps for i in rows], share_prefix=True)
+                        for k, m in enumerate(ms):
+                            for r, i in enumerate(rows):
+                                confidence[i][m] = float(probs_BK[k * len(rows) + r, LETTERS.index(letters[i])])
         for i in range(len(completions)):
             out[(slot, i)] = (answers[i], confidence[i])
     return out

@@ -97,7 +97,7 @@ def answer_prefix_ids(tokenizer, completion_text: str) -> list[int] | None:
 
 
 def sample_group(policy, prompt, rollout: RolloutConfig, seed: int):
-    """G completions of one prompt (the prompt's media is encoded once for the whole group)."""
+    """G completions of one prompt: its media is encoded and its prompt prefilled once, the KV cache copied G times."""
     return policy.sample([prompt], rollouts_per_prompt=rollout.rollouts_per_prompt,
                          max_new_tokens=rollout.max_new_tokens, temperature=rollout.temperature,
-                         top_p=rollout.top_p, generator_seed=seed)
+                         top_p=rollout.top_p, generator_seed=seed, share_prefix=True)

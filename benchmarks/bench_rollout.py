@@ -1,0 +1,76 @@
+"""Item 1: one GSPO group (G rollouts of one omni prompt) with a shared prefix vs plain generation.
+
+Variants, on the same policy, prompt, seed and sampler settings, timed alternately:
+- `nrs`:    `thinker.generate(**one_prompt_batch, num_return_sequences=G)` (HF expands the inputs G times: the vision
+            and audio encoders and the whole prompt prefill run for G identical rows);
+- `plain`:  `OmniPolicy.sample(share_prefix=False)` (G repeated rows through generate, plus the log-prob bookkeeping);
+- `shared`: `OmniPolicy.sample(share_prefix=True)` (encoders + prefill once, KV cache copied G times).
+All three get the processed inputs from the same warm input cache, so the ratio is the model-side work. The run
+also checks that `shared` sampled exactly the same tokens as `plain` and `nrs` for the seed.
+
+    python benchmarks/bench_rollout.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from common import interleaved, load_line, load_policy, n_params, prompt_tokens, quiet, sample_record, \
+    synthetic_clip, table
+
+
+def run(quick: bool = False, threads: int = 1) -> list[tuple[str, str, str, str]]:
+    torch.set_num_threads(threads)
+    G = 8
+    # (size, clip seconds, frames per second, new tokens, repetitions): the small model at a shorter clip and
+    # fewer new tokens keeps the whole suite within its 10-minute budget on 2 busy cores.
+    configs = [("tiny", 5.0, 2.0, 32, 1), ("small", 2.0, 2.0, 16, 1)] if quick else \
+        [("tiny", 10.0, 4.0, 32, 2), ("small", 5.0, 2.0, 16, 1)]
+    rows = []
+    for size, seconds, fps, new_tokens, reps in configs:
+        policy = load_policy(size)
+        prompt = policy.make_prompt(sample_record(), synthetic_clip(seconds, fps=fps), "av")
+        L = prompt_tokens(policy, prompt)
+        cfg = policy._generation_config(new_tokens, False, 1.0, 1.0)
+        outputs = {}
+
+        def nrs():
+            batch, flag = policy.encode([prompt])
+            with torch.no_grad(), torch.random.fork_rng(devices=[]):
+                torch.manual_seed(0)
+                out = policy.model.generate(**batch, generation_config=cfg, use_audio_in_video=flag,
+                                            num_return_sequences=G)
+            outputs["nrs"] = out.sequences[:, batch["input_ids"].shape[1]:].tolist()
+
+        def sampler(share):
+            def fn():
+                comps = policy.sample([prompt], G, new_tokens, generator_seed=0, share_prefix=share)
+                outputs["shared" if share else "plain"] = [c.token_ids for c in comps]
+            return fn
+
+        t = interleaved({"nrs": nrs, "plain": sampler(False), "shared": sampler(True)}, reps=reps)
+        same = outputs["plain"] == outputs["shared"] and all(
+            row[: len(ids)] == ids for row, ids in zip(outputs["nrs"], outputs["shared"]))
+        conf = f"{size} ({n_params(policy.model) / 1e6:.1f}M), {seconds:g}s clip = {L} prompt tokens, G={G}, " \
+               f"{new_tokens} new tokens"
+        rows += [
+            ("1 shared-prefix rollout", conf, "speed-up vs generate(num_return_sequences=G)",
+             f"{t['nrs'] / t['shared']:.2f}x ({t['nrs']:.2f}s -> {t['shared']:.2f}s)"),
+            ("1 shared-prefix rollout", conf, "speed-up vs G repeated rows (old sample())",
+             f"{t['plain'] / t['shared']:.2f}x ({t['plain']:.2f}s -> {t['shared']:.2f}s)"),
+            ("1 shared-prefix rollout", conf, "same tokens as plain paths (seed 0)", "yes" if same else "NO"),
+        ]
+    return rows
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    quiet()
+    print(load_line())
+    print(table(run(args.quick, args.threads)))
+    print(load_line())

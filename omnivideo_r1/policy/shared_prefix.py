@@ -1,0 +1,138 @@
+"""Group sampling with one prefill per prompt: encode the media and run the prompt once, copy the KV cache G times.
+
+`generate(num_return_sequences=G)` (or G repeated rows) runs the vision and audio encoders and the whole prompt
+prefill G times for identical rows; for omni prompts of thousands of tokens that prefill dominates a rollout. Here
+the P distinct prompts are prefilled once (batch P), the cache and the last-position logits are repeated G times
+along the batch (row order p0 x G, p1 x G, ... as the plain path), and decoding continues token by token.
+
+Faithfulness to `generate`: the logits processors are built by the model's own `_get_logits_processor` from the same
+GenerationConfig (suppressed ids, temperature, top-p, in generate's order), the draw is the same
+`torch.multinomial(softmax(scores), 1)` on the same (P*G, V) batch under the same seed, finished rows are padded
+the same way and the loop stops under the same rules. Positions follow generate's decode rule for Qwen-Omni:
+text position = number of non-pad tokens so far, rope (t, h, w) position = text position + rope delta, where the
+delta (max multimodal position + 1 - prompt length) comes from the prefill's rope index and is repeated G times.
+Only floating-point rounding can differ (a batch of 1 instead of G identical rows in the prefill matmuls), so a
+draw exactly at a CDF boundary may flip; teacher-forced log-probs of the sampled tokens match the plain path.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def _thinker(model):
+    """The thinker module under DDP (`.module`) and PEFT wrappers (its `.model` holds the rope deltas)."""
+    model = getattr(model, "module", model)
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+@torch.no_grad()
+def generate_shared_prefix(model, batch: dict, use_audio_in_video: bool, repeats: int, config,
+                           eos_token_ids: list[int], pad_token_id: int):
+    """Sample `repeats` continuations of each prompt row of `batch` -> (new_tokens_BT, [raw logits_BV per step]).
+
+    `model` is what generate would be called on (thinker or its PEFT wrapper); `config` the GenerationConfig.
+    """
+    from transformers import LogitsProcessorList
+
+    ids_PL, mask_PL = batch["input_ids"], batch["attention_mask"]
+    device = ids_PL.device
+    thinker = _thinker(model)
+    processors = thinker._get_logits_processor(
+        generation_config=config, input_ids_seq_length=ids_PL.shape[1], encoder_input_ids=ids_PL,
+        prefix_allowed_tokens_fn=None, logits_processor=LogitsProcessorList(), device=device, model_kwargs={})
+
+    # ---- one prefill per distinct prompt (media encoders included) ----
+    thinker.model.rope_deltas = None  # a stale delta from an earlier forward must not be reused
+    out = model(**batch, use_audio_in_video=use_audio_in_video, use_cache=True)
+    deltas_P1 = thinker.model.rope_deltas
+    if deltas_P1 is None:
+        raise RuntimeError("the prefill did not set rope_deltas; this thinker class is not supported by "
+                           "the shared-prefix sampler (use share_prefix=False)")
+    cache = out.past_key_values
+    logits_BV = out.logits[:, -1, :].to(dtype=torch.float32, copy=True)
+    del out
+    # ---- copy the prompt state G times: rows p0 x G, p1 x G, ... ----
+    if repeats > 1:
+        cache.batch_repeat_interleave(repeats)
+        logits_BV = logits_BV.repeat_interleave(repeats, dim=0)
+    mask_BL = mask_PL.repeat_interleave(repeats, dim=0)
+    deltas_B1 = deltas_P1.to(device).repeat_interleave(repeats, dim=0)
+    seq_BL = ids_PL.repeat_interleave(repeats, dim=0)  # processors may read the ids so far
+    text_pos_B1 = mask_BL.sum(dim=1, keepdim=True) - 1
+
+    eos = torch.as_tensor(eos_token_ids, device=device)
+    unfinished_B = torch.ones(seq_BL.shape[0], dtype=torch.long, device=device)
+    new_tokens, raw_logits = [], []
+    for step in range(config.max_new_tokens):
+        raw_logits.append(logits_BV)
+        scores_BV = processors(seq_BL, logits_BV)
+        next_B = torch.multinomial(torch.softmax(scores_BV, dim=-1), num_samples=1).squeeze(1) if config.do_sample \
+            else scores_BV.argmax(dim=-1)
+        next_B = next_B * unfinished_B + pad_token_id * (1 - unfinished_B)
+        new_tokens.append(next_B)
+        seq_BL = torch.cat([seq_BL, next_B[:, None]], dim=1)
+        unfinished_B = unfinished_B * (~torch.isin(next_B, eos)).long()
+        if step + 1 == config.max_new_tokens or not unfinished_B.any():
+            break
+        # ---- one decode step for all P*G rows ----
+        mask_BL = torch.cat([mask_BL, torch.ones_like(mask_BL[:, :1])], dim=1)
+        text_pos_B1 = text_pos_B1 + 1
+        rope_B1 = text_pos_B1 + deltas_B1
+        position_ids = torch.stack([text_pos_B1, rope_B1, rope_B1, rope_B1])  # (4, B, 1): text, t, h, w
+        out = model(input_ids=next_B[:, None], attention_mask=mask_BL, position_ids=position_ids,
+                    past_key_values=cache, use_cache=True, use_audio_in_video=use_audio_in_video)
+        cache = out.past_key_values
+        logits_BV = out.logits[:, -1, :].to(dtype=torch.float32, copy=True)
+    return torch.stack(new_tokens, dim=1), raw_logits
+
+
+@torch.no_grad()
+def suffix_hidden_shared_prefix(model, batch: dict, use_audio_in_video: bool, row_prompt: list[int],
+                                suffix_BS: torch.Tensor, suffix_mask_BS: torch.Tensor):
+    """Last hidden states of right-padded suffixes after their prompts, each distinct prompt prefilled once.
+
+    `batch` holds the P distinct prompts (left-padded); row b of the suffixes continues prompt `row_prompt[b]`.
+    Returns (prompt_last_BH, suffix_BSH): the hidden state at each row's last prompt position (it predicts the
+    first suffix token) and at every suffix position. Positions follow the same decode rule as sampling.
+    """
+    thinker = _thinker(model)
+    thinker.model.rope_deltas = None
+    out = thinker.model(**batch, use_audio_in_video=use_audio_in_video, use_cache=True)
+    deltas_P1 = thinker.model.rope_deltas
+    if deltas_P1 is None:
+        raise RuntimeError("the prefill did not set rope_deltas; use share_prefix=False for this thinker class")
+    index = torch.as_tensor(row_prompt, dtype=torch.long, device=suffix_BS.device)
+    cache = out.past_key_values
+    cache.batch_select_indices(index)  # copies prompt rows; a prompt may feed several rows
+    prompt_last_BH = out.last_hidden_state[:, -1][index]
+    mask_PL = batch["attention_mask"]
+    mask_BL = torch.cat([mask_PL[index], suffix_mask_BS.to(mask_PL.dtype)], dim=1)
+    text_BS = mask_PL.sum(dim=1)[index][:, None] + torch.arange(suffix_BS.shape[1], device=suffix_BS.device)
+    rope_BS = text_BS + deltas_P1.to(suffix_BS.device)[index]
+    position_ids = torch.stack([text_BS, rope_BS, rope_BS, rope_BS])  # (4, B, S)
+    hidden = thinker.model(input_ids=suffix_BS, attention_mask=mask_BL, position_ids=position_ids,
+                           past_key_values=cache, use_cache=True, use_audio_in_video=use_audio_in_video)
+    return prompt_last_BH, hidden.last_hidden_state
+
+
+@torch.no_grad()
+def option_logits_shared(policy, prompts, prefixes: list[list[int]]) -> torch.Tensor:
+    """Logits (B, V) after each prompt + prefix, for `OmniPolicy.option_probs(share_prefix=True)`."""
+    order = list({id(p): p for p in prompts}.values())
+    slot = {id(p): k for k, p in enumerate(order)}
+    batch, flag = policy.encode(order)
+    device = policy.device
+    width = max(1, max(len(s) for s in prefixes))
+    suffix_BS = torch.full((len(prompts), width), policy.tokenizer.pad_token_id, dtype=torch.long)
+    mask_BS = torch.zeros((len(prompts), width), dtype=torch.long)
+    for row, ids in enumerate(prefixes):
+        suffix_BS[row, : len(ids)] = torch.as_tensor(ids, dtype=torch.long)
+        mask_BS[row, : len(ids)] = 1
+    last_BH, hidden_BSH = suffix_hidden_shared_prefix(policy.model, dict(batch), flag, [slot[id(p)] for p in prompts],
+                                                      suffix_BS.to(device), mask_BS.to(device))
+    n_B = mask_BS.sum(dim=1).to(device)
+    # An empty prefix: the prompt's last position predicts the letter; else the prefix's last token does.
+    picked = hidden_BSH[torch.arange(len(prompts), device=device), (n_B - 1).clamp(min=0)]
+    picked = torch.where((n_B > 0)[:, None], picked, last_BH)
+    return _thinker(policy.model).lm_head(picked).float()

@@ -1,0 +1,180 @@
+"""The fast paths give the same answers as the plain ones: shared-prefix sampling and scoring, the processed-input
+cache, and the batched modality-variant probes of stage MA. Correctness only; speed is in benchmarks/."""
+
+from __future__ import annotations
+
+import types
+
+import numpy as np
+import pytest
+import torch
+
+from omnivideo_r1.policy.input_cache import ProcessedInputCache
+from omnivideo_r1.policy.omni import Completion, OmniPolicy, clip_from_arrays, make_prompt
+from omnivideo_r1.policy.tiny import TinyOmniSpec, build_tiny_policy_files
+from omnivideo_r1.schema import AVSample
+
+FAMILIES = ("qwen3_omni", "qwen2_5_omni")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def policies(tmp_path_factory):
+    root = tmp_path_factory.mktemp("perf_tiny")
+    return {fam: OmniPolicy.from_pretrained(build_tiny_policy_files(str(root / fam), TinyOmniSpec(family=fam)))
+            for fam in FAMILIES}
+
+
+def _sample(sid="s1", n_options=4, question="What colour was on screen when the beep sounded?", audio=None):
+    return AVSample(id=sid, video=f"{sid}.mp4", question=question, answer="B", audio=audio,
+                    options=["red", "green", "blue", "yellow", "white", "black"][:n_options])
+
+
+def _clip(seed=0, frames=4, seconds=1.0, read_only=True):
+    rng = np.random.RandomState(seed)
+    clip = clip_from_arrays(rng.randint(0, 256, (frames, 64, 64, 3), dtype=np.uint8),
+                            (0.1 * rng.randn(int(16_000 * seconds))).astype(np.float32), fps=2.0,
+                            path=f"clip{seed}.mp4")
+    if read_only:  # as ClipCache returns them
+        clip.frames_THWC.flags.writeable = False
+        clip.audio.flags.writeable = False
+    return clip
+
+
+# ---------------------------------------------------------------- shared-prefix sampling
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("modality,temperature,top_p", [("av", 1.0, 1.0), ("video", 0.7, 0.9), ("audio", 1.0, 0.8),
+                                                        ("text", 1.3, 1.0)])
+def test_shared_prefix_sampling_equals_plain_generate(policies, family, modality, temperature, top_p):
+    policy = policies[family]
+    # Two prompts of different lengths: the shared path must handle left padding and per-row rope deltas.
+    prompts = [make_prompt(_sample("a"), _clip(0), modality),
+               make_prompt(_sample("b", 6, "Which colour was on screen during the high beep?"),
+                           _clip(1, frames=2, seconds=1.5), modality)]
+    kw = dict(rollouts_per_prompt=3, max_new_tokens=16, temperature=temperature, top_p=top_p, generator_seed=11)
+    plain = policy.sample(prompts, **kw)
+    shared = policy.sample(prompts, **kw, share_prefix=True)
+    assert [c.prompt_index for c in shared] == [0, 0, 0, 1, 1, 1]
+    # Same sampler, same (P*G, V) draws under the same seed: identical unless rounding flips a CDF boundary,
+    # which these tiny models do not hit.
+    assert [c.token_ids for c in shared] == [c.token_ids for c in plain]
+    assert [c.truncated for c in shared] == [c.truncated for c in plain]
+    for a, b in zip(shared, plain):
+        np.testing.assert_allclose(a.logp, b.logp, atol=1e-5)
+    # And the sampler's log-probs are what teacher forcing (the trainer's scorer) gives.
+    logp, _ = policy.logprobs([prompts[c.prompt_index] for c in shared], [c.token_ids for c in shared],
+                              temperature=temperature)
+    for row, c in enumerate(shared):
+        np.testing.assert_allclose(logp[row, : len(c.token_ids)].detach().numpy(), c.logp, atol=1e-4)
+
+
+def test_shared_prefix_sampling_is_seeded_and_leaves_no_state(policies):
+    policy = policies["qwen3_omni"]
+    prompt = make_prompt(_sample(), _clip(0), "av")
+    a = policy.sample([prompt], 4, 12, generator_seed=5, share_prefix=True)
+    b = policy.sample([prompt], 4, 12, generator_seed=5, share_prefix=True)
+    c = policy.sample([prompt], 4, 12, generator_seed=6, share_prefix=True)
+    assert [x.token_ids for x in a] == [x.token_ids for x in b] != [x.token_ids for x in c]
+    # A plain forward after a shared-prefix rollout must not reuse the rollout's rope deltas.
+    batch, flag = policy.encode([prompt])
+    with torch.no_grad():
+        after = policy.model(**batch, use_audio_in_video=flag).logits
+        policy.model.model.rope_deltas = None
+        fresh = policy.model(**batch, use_audio_in_video=flag).logits
+    torch.testing.assert_close(after, fresh, atol=0, rtol=0)
+
+
+# ---------------------------------------------------------------- shared-prefix scoring
+@pytest.mark.parametrize("family", FAMILIES)
+def test_shared_prefix_option_probs_equal_plain(policies, family):
+    policy = policies[family]
+    audio = make_prompt(_sample("a"), _clip(0), "audio")
+    video = make_prompt(_sample("b", 6, "Which shape?"), _clip(1, frames=2), "video")
+    prompts = [audio, video, audio, video, audio]
+    prefixes = [[5, 6, 7], [], [9], [10, 11, 12, 13, 14], []]
+    plain = policy.option_probs(prompts, prefixes)
+    shared = policy.option_probs(prompts, prefixes, share_prefix=True)
+    torch.testing.assert_close(shared, plain, atol=1e-5, rtol=0)
+
+
+# ---------------------------------------------------------------- processed-input cache
+def test_input_cache_returns_identical_tensors_and_respects_mutability(policies):
+    policy = policies["qwen3_omni"]
+    policy.input_cache.clear()
+    prompt = make_prompt(_sample(), _clip(3), "av")
+    calls = []
+    real = policy._process
+    policy._process = lambda *a, **k: calls.append(1) or real(*a, **k)
+    try:
+        first, _ = policy.encode([prompt] * 4)  # G rows of one prompt: processed once
+        again, _ = policy.encode([prompt] * 4)  # a hit
+        assert len(calls) == 1 and policy.input_cache.hits >= 1
+        policy.input_cache.max_bytes = 0
+        fresh, _ = policy.encode([prompt] * 4)  # cache off: processed again
+        policy.input_cache.max_bytes = 1 << 30
+        assert len(calls) == 2
+        assert first.keys() == again.keys() == fresh.keys()
+        for key in fresh:
+            assert torch.equal(again[key], fresh[key]) and torch.equal(first[key], fresh[key]), key
+        # A writable clip could change in place: never cached.
+        writable = make_prompt(_sample(), _clip(4, read_only=False), "av")
+        policy.encode([writable])
+        policy.encode([writable])
+        assert len(calls) == 4
+        # Another processor setting is another key.
+        before = policy.processor.position_id_per_seconds
+        policy.processor.position_id_per_seconds = before + 1
+        try:
+            policy.encode([prompt])
+        finally:
+            policy.processor.position_id_per_seconds = before
+        assert len(calls) == 5
+        policy.encode([prompt])
+        assert len(calls) == 5
+    finally:
+        del policy._process
+
+
+def test_input_cache_is_bounded_lru():
+    cache = ProcessedInputCache(max_bytes=3 * 400)
+    item = lambda: {"x": torch.zeros(100)}  # noqa: E731  (400 bytes each)
+    for k in range(5):
+        cache.get_or_compute(("k", k), None, item)
+    assert len(cache) == 3 and cache.nbytes <= cache.max_bytes
+    hit = cache.get_or_compute(("k", 4), None, lambda: pytest.fail("should be cached"))
+    assert hit["x"].shape == (100,)
+    cache.get_or_compute(("k", 0), None, item)  # evicted earlier: recomputed
+    assert cache.misses == 6
+    assert ProcessedInputCache(0).get_or_compute(("k", 0), None, item) is not None
+
+
+# ---------------------------------------------------------------- stage MA probes
+def test_batched_modality_probes_equal_one_by_one(policies):
+    from omnivideo_r1.train.gspo_train import _probe_modality_variants
+    from omnivideo_r1.train.rollout import answer_prefix_ids
+
+    policy = policies["qwen3_omni"]
+    sample, clip = _sample(), _clip(5, frames=4, seconds=2.0)
+    prompt = make_prompt(sample, clip, "av")
+    texts = ["<think>high beep</think><answer>B</answer>", "<think>x</think><answer>A</answer>", "no answer",
+             "<think>the beep was high and short</think><answer>D</answer>"]
+    comps = [Completion(0, [], t, [], False) for t in texts]
+    cfg = types.SimpleNamespace(reward_options={"modality_attention": {"mode": "confidence"}})
+    got = _probe_modality_variants(policy, {0: (sample, clip, prompt, comps)}, cfg, step=0)
+    for i, text in enumerate(texts):
+        prefix = answer_prefix_ids(policy.tokenizer, text)
+        if prefix is None:
+            assert got[(0, i)] == ({}, {})
+            continue
+        letter = "BAXD"[i]
+        for m in ("av", "audio", "video"):
+            vprompt = prompt if m == "av" else make_prompt(sample, clip, m)
+            probs = policy.option_probs([vprompt], [prefix])
+            assert got[(0, i)][1][m] == pytest.approx(float(probs[0, "ABCD".index(letter)]), abs=1e-5)
