@@ -1,0 +1,99 @@
+"""`omnivideo-r1 demo` end to end at toy size: every stage runs and the report agrees with the raw eval rows."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from omnivideo_r1.train.demo import ARM_LABELS, ARMS, DemoConfig, paper_shape, run_demo
+
+
+@pytest.mark.slow
+def test_demo_smoke_writes_a_consistent_ablation(tmp_path):
+    out = tmp_path / "demo"
+    cfg = DemoConfig(out_dir=str(out), n_clips=8, splits=[0.5, 0.0, 0.5], max_frames=4, sft_steps=3,
+                     sft_batch_size=4, rl_steps_qi=1, rl_steps_ma=1, prompts_per_step=2, rollouts_per_prompt=2,
+                     minibatches_per_rollout=1, max_new_tokens=12, eval_limit=4)
+    result = run_demo(cfg)
+
+    for name in ("ablation.md", "ablation.json", "ablation.png", "eval/results.jsonl"):
+        assert (out / name).is_file() and os.path.getsize(out / name) > 0, name
+    for arm in ("qi", "ma", "qi_ma"):
+        assert (out / arm / "final" / "config.json").is_file()
+        assert (out / arm / "metrics.jsonl").is_file()
+
+    saved = json.loads((out / "ablation.json").read_text())
+    table = saved["table"]
+    assert table == result["table"]
+    assert list(table) == [ARM_LABELS[a] for a in ARMS]
+    for label, entry in table.items():
+        for modality in ("av", "video"):
+            stats = entry[modality]
+            assert stats["scored"] == 4, (label, modality)
+            assert 0.0 <= stats["ci_low"] <= stats["accuracy"] <= stats["ci_high"] <= 1.0
+    assert saved["shape"] == paper_shape(table)
+
+    # Recompute one cell from the raw rows: QI+MA, silent video.
+    rows = [json.loads(line) for line in (out / "eval" / "results.jsonl").read_text().splitlines() if line.strip()]
+    mine = [r for r in rows if r["model"] == ARM_LABELS["qi_ma"] and r["modality"] == "video"]
+    assert len(mine) == 4
+    assert table[ARM_LABELS["qi_ma"]]["video"]["correct"] == sum(bool(r["correct"]) for r in mine)
+    assert table[ARM_LABELS["qi_ma"]]["video"]["accuracy"] == pytest.approx(sum(bool(r["correct"]) for r in mine) / 4)
+
+    md = (out / "ablation.md").read_text()
+    lines = md.splitlines()
+    top = lines.index(next(line for line in lines if line.startswith("| model |")))
+    accuracy_table = lines[top: lines.index("", top)]
+    assert "| AV |" in accuracy_table[0] and "| silent video |" in accuracy_table[0]
+    assert [line.split(" | ")[0] for line in accuracy_table[2:]] == [f"| {ARM_LABELS[a]}" for a in ARMS]
+    qi_ma_row = accuracy_table[2 + ARMS.index("qi_ma")].split(" | ")
+    silent_cell = qi_ma_row[accuracy_table[0].split(" | ").index("silent video")]
+    assert silent_cell.startswith(f"{100 * table[ARM_LABELS['qi_ma']]['video']['accuracy']:.1f} [")
+    assert "Paper's shape on AV" in md and "Silent video not worse than base" in md
+    assert "Most frequent parsed answer per arm" in md
+
+
+def test_paper_shape_reads_point_estimates():
+    def entry(av, silent):
+        return {"av": {"accuracy": av}, "video": {"accuracy": silent}}
+
+    table = {ARM_LABELS["base"]: entry(0.3, 0.4), ARM_LABELS["qi"]: entry(0.4, 0.4),
+             ARM_LABELS["ma"]: entry(0.35, 0.5), ARM_LABELS["qi_ma"]: entry(0.5, 0.4)}
+    assert paper_shape(table) == {"av_shape": True, "silent_not_worse": True, "silent_worse_arms": []}
+    table[ARM_LABELS["ma"]] = entry(0.3, 0.39)  # MA no better than base on AV, worse silent
+    got = paper_shape(table)
+    assert got["av_shape"] is False and got["silent_not_worse"] is False
+    assert got["silent_worse_arms"] == [ARM_LABELS["ma"]]
+
+
+def test_top_letter_shares_flags_a_collapsed_arm():
+    from omnivideo_r1.train.demo import top_letter_shares
+
+    rows = [{"model": ARM_LABELS["qi"], "modality": "av", "parsed": p} for p in "DDDDDDDDDA"]
+    rows += [{"model": ARM_LABELS["base"], "modality": "av", "parsed": p} for p in ("A", "B", None, "B")]
+    shares = top_letter_shares(rows, ["av"])
+    assert shares[ARM_LABELS["qi"]]["av"] == ("D", pytest.approx(0.9))
+    assert shares[ARM_LABELS["base"]]["av"] == ("B", pytest.approx(0.5))
+    assert ARM_LABELS["ma"] not in shares
+
+
+def test_compact_warm_start_target_is_a_well_formed_correct_reply(tmp_path):
+    from omnivideo_r1.answers import is_correct
+    from omnivideo_r1.rewards.format import format_reward
+    from omnivideo_r1.rewards.types import RolloutRecord
+    from omnivideo_r1.schema import read_samples
+    from omnivideo_r1.synth.world import generate_world
+    from omnivideo_r1.train.sft import SFTConfig, format_target
+
+    generate_world(str(tmp_path), 2, seed=3, splits=(1.0, 0.0, 0.0))
+    samples = read_samples(str(tmp_path / "train.jsonl"))
+    for sample in samples:
+        full, compact = format_target(sample, 3, "full"), format_target(sample, 3, "compact")
+        assert len(compact) < len(full)
+        record = RolloutRecord(sample=sample, completion=compact, modality="av", clip_duration=sample.duration)
+        assert format_reward([record]).scores == [1.0], compact
+        assert is_correct(compact, sample)
+    with pytest.raises(ValueError, match="target_style"):
+        SFTConfig(target_style="long")
