@@ -146,13 +146,13 @@ def test_input_cache_is_bounded_lru():
     cache = ProcessedInputCache(max_bytes=3 * 400)
     item = lambda: {"x": torch.zeros(100)}  # noqa: E731  (400 bytes each)
     for k in range(5):
-        cache.get_or_compute(("k", k), None, item)
+        cache.get_or_compute_for(("k", k), None, item)
     assert len(cache) == 3 and cache.nbytes <= cache.max_bytes
-    hit = cache.get_or_compute(("k", 4), None, lambda: pytest.fail("should be cached"))
+    hit = cache.get_or_compute_for(("k", 4), None, lambda: pytest.fail("should be cached"))
     assert hit["x"].shape == (100,)
-    cache.get_or_compute(("k", 0), None, item)  # evicted earlier: recomputed
+    cache.get_or_compute_for(("k", 0), None, item)  # evicted earlier: recomputed
     assert cache.misses == 6
-    assert ProcessedInputCache(0).get_or_compute(("k", 0), None, item) is not None
+    assert ProcessedInputCache(0).get_or_compute_for(("k", 0), None, item) is not None
 
 
 # ---------------------------------------------------------------- stage MA probes

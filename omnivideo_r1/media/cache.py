@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import inspect
 import os
-import threading
-from collections import OrderedDict
 from typing import Any, Hashable
 
 from omnivideo_r1.media.decode import load_clip
 from omnivideo_r1.media.types import Clip, MediaError
+from omnivideo_r1.lru import ByteBoundedLRU
 
 _LOAD_PARAMS = inspect.signature(load_clip)
 
@@ -28,23 +27,14 @@ def clip_nbytes(clip: Clip) -> int:
     return int(total)
 
 
-class ClipCache:
+class ClipCache(ByteBoundedLRU):
     """LRU of `load_clip` results keyed by (realpath, mtime, size, every load_clip parameter).
 
     Cached arrays are made read-only: every caller shares them, so an in-place edit would corrupt later hits.
-    Two threads missing on the same key may both decode it; that wastes time but is correct, and holding the
-    lock while decoding would serialise all loads.
     """
 
     def __init__(self, max_bytes: int = 2 << 30):
-        if max_bytes < 0:
-            raise ValueError(f"ClipCache: max_bytes must be >= 0, got {max_bytes}")
-        self.max_bytes = int(max_bytes)
-        self.hits = 0
-        self.misses = 0
-        self._bytes = 0
-        self._items: OrderedDict[Hashable, tuple[Clip, int]] = OrderedDict()
-        self._lock = threading.Lock()
+        super().__init__(max_bytes, name="ClipCache")
 
     def _key(self, path: str, kwargs: dict[str, Any]) -> Hashable:
         try:
@@ -69,40 +59,12 @@ class ClipCache:
 
     def get_or_load(self, path: str, **load_clip_kwargs: Any) -> Clip:
         """The cached clip for these arguments, or `load_clip(path, **load_clip_kwargs)` stored for next time."""
-        key = self._key(path, load_clip_kwargs)
-        with self._lock:
-            entry = self._items.get(key)
-            if entry is not None:
-                self._items.move_to_end(key)
-                self.hits += 1
-                return entry[0]
-            self.misses += 1
-        clip = load_clip(path, **load_clip_kwargs)
-        for arr in (clip.frames_THWC, clip.frame_times_T, clip.audio):
-            if arr is not None:
-                arr.flags.writeable = False
-        size = clip_nbytes(clip)
-        if size > self.max_bytes:
-            return clip  # too big to keep: storing it would evict everything else
-        with self._lock:
-            if key not in self._items:
-                self._items[key] = (clip, size)
-                self._bytes += size
-            while self._bytes > self.max_bytes:
-                _, (_, old) = self._items.popitem(last=False)
-                self._bytes -= old
-        return clip
+        return self.get_or_compute(self._key(path, load_clip_kwargs),
+                                   lambda: _read_only(load_clip(path, **load_clip_kwargs)), clip_nbytes)
 
-    @property
-    def nbytes(self) -> int:
-        """Bytes currently held."""
-        return self._bytes
 
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def clear(self) -> None:
-        """Drop every entry (hit/miss counters are kept)."""
-        with self._lock:
-            self._items.clear()
-            self._bytes = 0
+def _read_only(clip: Clip) -> Clip:
+    for arr in (clip.frames_THWC, clip.frame_times_T, clip.audio):
+        if arr is not None:
+            arr.flags.writeable = False
+    return clip

@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
-from collections import OrderedDict
 from typing import Any, Callable, Hashable
 
 import torch
 
+from ..lru import ByteBoundedLRU
 from ..media.cache import clip_nbytes
 
 
@@ -40,18 +39,11 @@ def _tensor_bytes(item: dict[str, Any]) -> int:
     return sum(v.numel() * v.element_size() for v in item.values() if isinstance(v, torch.Tensor))
 
 
-class ProcessedInputCache:
+class ProcessedInputCache(ByteBoundedLRU):
     """LRU of `_encode_one` outputs bounded by `max_bytes` (tensors + the clip arrays it keeps alive)."""
 
     def __init__(self, max_bytes: int = 1 << 30):
-        if max_bytes < 0:
-            raise ValueError(f"ProcessedInputCache: max_bytes must be >= 0, got {max_bytes}")
-        self.max_bytes = int(max_bytes)
-        self.hits = 0
-        self.misses = 0
-        self._bytes = 0
-        self._items: OrderedDict[Hashable, tuple[dict, Any, int]] = OrderedDict()
-        self._lock = threading.Lock()
+        super().__init__(max_bytes, name="ProcessedInputCache")
 
     @staticmethod
     def key(prompt, text: str, settings: str) -> Hashable | None:
@@ -65,37 +57,12 @@ class ProcessedInputCache:
         return (id(clip.frames_THWC), id(clip.audio), clip.path, float(clip.fps), float(clip.start),
                 float(clip.end), prompt.effective_modality, prompt.use_audio_in_video, text, settings)
 
-    def get_or_compute(self, key: Hashable | None, clip, compute: Callable[[], dict]) -> dict:
+    def get_or_compute_for(self, key: Hashable | None, clip, compute: Callable[[], dict]) -> dict:
+        """The processor output for `key`; uncacheable (None) keys are computed every time. The entry also holds
+        the clip, so the ids in the key cannot be reused by other arrays while it lives."""
         if key is None or self.max_bytes == 0:
             return compute()
-        with self._lock:
-            entry = self._items.get(key)
-            if entry is not None:
-                self._items.move_to_end(key)
-                self.hits += 1
-                return entry[0]
-            self.misses += 1
-        item = compute()
-        size = _tensor_bytes(item) + (clip_nbytes(clip) if clip is not None else 0)
-        if size > self.max_bytes:
-            return item
-        with self._lock:
-            if key not in self._items:
-                self._items[key] = (item, clip, size)
-                self._bytes += size
-            while self._bytes > self.max_bytes:
-                _, (_, _, old) = self._items.popitem(last=False)
-                self._bytes -= old
-        return item
+        def size_of(pair) -> int:
+            return _tensor_bytes(pair[0]) + (clip_nbytes(pair[1]) if pair[1] is not None else 0)
 
-    @property
-    def nbytes(self) -> int:
-        return self._bytes
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-            self._bytes = 0
+        return self.get_or_compute(key, lambda: (compute(), clip), size_of)[0]

@@ -295,7 +295,7 @@ class OmniPolicy:
         text = self.tokenizer.apply_chat_template(conversation(prompt), tokenize=False, add_generation_prompt=True)
         settings = settings or processor_settings_key(self.processor)
         key = ProcessedInputCache.key(prompt, text, settings)
-        return self.input_cache.get_or_compute(key, prompt.clip, lambda: self._process(prompt, text))
+        return self.input_cache.get_or_compute_for(key, prompt.clip, lambda: self._process(prompt, text))
 
     def _process(self, prompt: PolicyPrompt, text: str) -> dict[str, torch.Tensor]:
         mode, clip = prompt.effective_modality, prompt.clip
