@@ -13,13 +13,12 @@ Counts: decodes (`load_clip` runs) and processor runs per step; bytes held by bo
 
 from __future__ import annotations
 
-import argparse
 import os
 import tempfile
 
 import torch
 
-from common import interleaved, load_line, load_policy, quiet, table
+from common import interleaved, load_policy, main
 
 
 def _world(n: int) -> list:
@@ -99,11 +98,4 @@ def run(quick: bool = False, threads: int = 1) -> list[tuple[str, str, str, str]
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args()
-    quiet()
-    print(load_line())
-    print(table(run(args.quick, args.threads)))
-    print(load_line())
+    main(run, __doc__.splitlines()[0])

@@ -15,11 +15,10 @@ largest difference between the two sets of probabilities.
 
 from __future__ import annotations
 
-import argparse
 
 import torch
 
-from common import interleaved, load_line, load_policy, prompt_tokens, quiet, sample_record, synthetic_clip, table
+from common import interleaved, load_policy, main, prompt_tokens, sample_record, synthetic_clip
 
 
 def _probes(policy, prompts: dict, prefixes: list[list[int]], batched: bool) -> tuple[dict, int]:
@@ -76,11 +75,4 @@ def run(quick: bool = False, threads: int = 1) -> list[tuple[str, str, str, str]
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args()
-    quiet()
-    print(load_line())
-    print(table(run(args.quick, args.threads)))
-    print(load_line())
+    main(run, __doc__.splitlines()[0])

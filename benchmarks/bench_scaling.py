@@ -14,13 +14,12 @@ One step, as `train/gspo_train.py` does it for one prompt group: G shared-prefix
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 
 import torch
 
-from common import load_line, load_policy, n_params, prompt_tokens, quiet, sample_record, synthetic_clip, table
+from common import load_policy, main, n_params, prompt_tokens, sample_record, synthetic_clip
 
 FPS, NEW_TOKENS = 2.0, 16
 
@@ -124,11 +123,4 @@ def run(quick: bool = False, threads: int = 1) -> list[tuple[str, str, str, str]
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args()
-    quiet()
-    print(load_line())
-    print(table(run(args.quick, args.threads)))
-    print(load_line())
+    main(run, __doc__.splitlines()[0])

@@ -117,3 +117,17 @@ def table(rows: list[tuple[str, str, str, str]], header=("item", "configuration"
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def main(run: Callable[[bool, int], list], description: str) -> None:
+    """Command line shared by every bench_*.py: --quick, --threads; prints the load before and after the table."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions and sizes")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    args = parser.parse_args()
+    quiet()
+    print(load_line())
+    print(table(run(args.quick, args.threads)))
+    print(load_line())
