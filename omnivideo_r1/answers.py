@@ -268,6 +268,14 @@ def reference_answer_text(sample: "AVSample") -> str:
     return "; ".join(f"{ch}. {sample.options[LETTERS.index(ch)]}" for ch in sample.answer)
 
 
-def is_correct(completion: str | None, sample: "AVSample") -> bool:
-    """Whether the completion's answer (its <answer> block when present) is the sample's answer."""
+def is_correct(completion: str | None, sample: "AVSample", require_answer_block: bool = False) -> bool:
+    """Whether the completion's answer (its <answer> block when present) is the sample's answer.
+
+    `require_answer_block`: only an <answer> block counts (the rewards' rule, so the answer reward and the modality
+    reward never disagree on what was answered); evaluation leaves it off to read bare replies too.
+    """
+    if require_answer_block:
+        completion = extract_answer_block(completion or "")
+        if completion is None:
+            return False
     return parse_choice(completion, sample.options, multi=len(sample.answer) > 1) == "".join(sorted(sample.answer))

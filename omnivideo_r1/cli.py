@@ -36,7 +36,19 @@ def main(argv: list[str] | None = None) -> int:
     cmd_parser = argparse.ArgumentParser(prog=f"omnivideo-r1 {name}", description=COMMANDS[name][1])
     module.add_arguments(cmd_parser)
     args = cmd_parser.parse_args(argv[1:])
-    return int(module.run(args) or 0)
+    try:
+        return int(module.run(args) or 0)
+    finally:
+        _close_process_group()
+
+
+def _close_process_group() -> None:
+    """Tear down torch.distributed before exit: a gloo group left open can abort the process at interpreter exit
+    ("terminate called without an active exception") and turn a finished multi-process run into a failure."""
+    dist = sys.modules.get("torch.distributed")
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -236,6 +236,10 @@ _SHARD_SCRIPT = textwrap.dedent("""
     with open(f"{sys.argv[2]}/rank{rank}.json", "w") as fh:
         json.dump({"ids": [r["id"] for r in rows], "errors": [bool(r["media_error"]) for r in rows],
                    "generated": sorted(p.sample_id for b in policy.batches for p in b)}, fh)
+    import torch.distributed as dist
+    if dist.is_initialized():  # close gloo before exit, as the omnivideo-r1 CLI does
+        dist.barrier()
+        dist.destroy_process_group()
 """)
 
 

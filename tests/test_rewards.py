@@ -277,3 +277,20 @@ def test_build_reward_config_from_recipe_options():
         build_reward_config("format", {"tolerance": 1})
     with pytest.raises(ValueError, match="unknown reward"):
         build_reward_config("acc")
+
+
+def test_modality_and_answer_rewards_agree_on_what_was_answered():
+    """A bare "B" outside <answer> earns no answer reward, so the modality reward must not count it as correct."""
+    from omnivideo_r1.rewards.answer import AnswerRewardConfig, answer_reward
+    from omnivideo_r1.rewards.modality import ModalityRewardConfig, modality_attention_reward
+    from omnivideo_r1.rewards.types import RolloutRecord
+    from omnivideo_r1.schema import AVSample
+
+    sample = AVSample(id="s", video="v.mp4", question="q?", options=["a", "b", "c", "d"], answer="B")
+    bare = RolloutRecord(sample=sample, completion="B", modality="av", clip_duration=4.0,
+                         variant_answers={"audio": "<answer>A</answer>", "video": "<answer>C</answer>"})
+    tagged = RolloutRecord(sample=sample, completion="<answer>B</answer>", modality="av", clip_duration=4.0,
+                           variant_answers={"audio": "<answer>A</answer>", "video": "<answer>C</answer>"})
+    assert answer_reward([bare, tagged], AnswerRewardConfig()).scores == [0.0, 1.0]
+    cfg = ModalityRewardConfig(mode="accuracy", accuracy_rule="strictly_better")
+    assert modality_attention_reward([bare, tagged], cfg).scores == [0.0, cfg.reward_value]

@@ -63,8 +63,8 @@ class ModalityRewardConfig:
 def _accuracy_score(record: RolloutRecord, cfg: ModalityRewardConfig) -> tuple[float | None, dict[str, bool]]:
     if any(m not in record.variant_answers or record.variant_answers[m] is None for m in SINGLE):
         return None, {}
-    acc = {"av": is_correct(record.completion, record.sample)}
-    acc.update({m: is_correct(record.variant_answers[m], record.sample) for m in SINGLE})
+    acc = {"av": is_correct(record.completion, record.sample, require_answer_block=True)}
+    acc.update({m: is_correct(record.variant_answers[m], record.sample, require_answer_block=True) for m in SINGLE})
     best_single = max(acc["audio"], acc["video"])
     if cfg.accuracy_rule == "strictly_better":
         pays = acc["av"] > best_single
@@ -76,7 +76,7 @@ def _accuracy_score(record: RolloutRecord, cfg: ModalityRewardConfig) -> tuple[f
 def _confidence_score(record: RolloutRecord, cfg: ModalityRewardConfig) -> tuple[float | None, float | None]:
     # A wrong (or unparseable) AV answer earns 0 without needing probabilities: the trainer does not probe those,
     # and turning them into None would drop them from the group baseline.
-    if cfg.require_correct and not is_correct(record.completion, record.sample):
+    if cfg.require_correct and not is_correct(record.completion, record.sample, require_answer_block=True):
         return 0.0, None
     probs = {}
     for m in ("av", *SINGLE):
