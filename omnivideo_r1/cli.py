@@ -36,10 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     cmd_parser = argparse.ArgumentParser(prog=f"omnivideo-r1 {name}", description=COMMANDS[name][1])
     module.add_arguments(cmd_parser)
     args = cmd_parser.parse_args(argv[1:])
-    try:
-        return int(module.run(args) or 0)
-    finally:
-        _close_process_group()
+    code = int(module.run(args) or 0)
+    _close_process_group()  # only after success: a failed rank exits and the launcher stops the others
+    return code
 
 
 def _close_process_group() -> None:
