@@ -167,7 +167,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     sft_cfg = SFTConfig(steps=cfg.sft_steps, lr=cfg.sft_lr, batch_size=cfg.sft_batch_size, seed=cfg.seed,
                         target_style=cfg.sft_target, min_lr_fraction=cfg.sft_min_lr_fraction)
     sft_losses = warm_start(policy, train_samples, clip_for, sft_cfg)
-    del clip_cache
+    clip_cache.clear()  # free the decoded clips before the RL arms load their own
     policy.save_pretrained(base_dir)
     del policy
     timings["warm_start"] = time.perf_counter() - t0
