@@ -12,7 +12,12 @@ want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
-.venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q "torch==2.13.0"
-.venv/bin/python -m pip install -q -e ".[test,embed]"
+pip_install() {
+  # This machine's pip configuration lists package indexes that may be absent; pip warns once per package about
+  # them. Those lines are dropped so real errors stay visible; pip's exit status is kept.
+  .venv/bin/python -m pip install -q "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+}
+pip_install --upgrade pip
+pip_install "torch==2.13.0"
+pip_install -e ".[test,embed]"
 echo "$want" > "$stamp"
