@@ -6,6 +6,27 @@ import pytest
 import torch
 
 
+FAMILIES = ("qwen3_omni", "qwen2_5_omni")
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny matmuls are dominated by thread synchronisation; one thread is much faster on a busy 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def tiny_dirs(tmp_path_factory):
+    """{family: checkpoint dir} of the tiny random thinkers of both Qwen-Omni families (seed 0)."""
+    from omnivideo_r1.policy.tiny import TinyOmniSpec, build_tiny_policy_files
+
+    root = tmp_path_factory.mktemp("tiny")
+    return {fam: build_tiny_policy_files(str(root / fam), TinyOmniSpec(family=fam, seed=0)) for fam in FAMILIES}
+
+
 @pytest.fixture(scope="session")
 def warm_world(tmp_path_factory):
     """(root, world_dir, init_dir, base_dir): 12 synthetic clips, a random tiny Qwen3-Omni thinker, and the same

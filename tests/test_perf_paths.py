@@ -11,25 +11,16 @@ import torch
 
 from omnivideo_r1.policy.input_cache import ProcessedInputCache
 from omnivideo_r1.policy.omni import Completion, OmniPolicy, clip_from_arrays, make_prompt
-from omnivideo_r1.policy.tiny import TinyOmniSpec, build_tiny_policy_files
 from omnivideo_r1.schema import AVSample
 
-FAMILIES = ("qwen3_omni", "qwen2_5_omni")
+from conftest import FAMILIES
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def policies(tmp_path_factory):
-    root = tmp_path_factory.mktemp("perf_tiny")
-    return {fam: OmniPolicy.from_pretrained(build_tiny_policy_files(str(root / fam), TinyOmniSpec(family=fam)))
-            for fam in FAMILIES}
+def policies(tiny_dirs):
+    return {fam: OmniPolicy.from_pretrained(tiny_dirs[fam]) for fam in FAMILIES}
 
 
 def _sample(sid="s1", n_options=4, question="What colour was on screen when the beep sounded?", audio=None):

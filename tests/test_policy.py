@@ -16,27 +16,13 @@ from omnivideo_r1.policy.omni import (
     group_by_audio_flag,
     make_prompt,
 )
-from omnivideo_r1.policy.tiny import TinyOmniSpec, build_tiny_policy_files
 from omnivideo_r1.policy.tokenizer import MEDIA_TOKENS, build_tokenizer
 from omnivideo_r1.policy.video_processor import TorchQwenVideoProcessor, smart_resize
 from omnivideo_r1.schema import AVSample
 
-FAMILIES = ("qwen3_omni", "qwen2_5_omni")
+from conftest import FAMILIES
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Tiny matmuls are dominated by thread synchronisation; one thread is much faster on a busy 2-core machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def tiny_dirs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny")
-    return {fam: build_tiny_policy_files(str(root / fam), TinyOmniSpec(family=fam, seed=0)) for fam in FAMILIES}
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
