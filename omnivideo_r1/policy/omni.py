@@ -385,7 +385,8 @@ class OmniPolicy:
                  temperature: float = 1.0, with_entropy: bool = False, model=None):
         """Teacher-forced log-probs of each completion (row i = completion i, column j = its token j).
 
-        Returns (logp_BT, mask_BT) or (logp_BT, mask_BT, entropy_BT); differentiable w.r.t. the parameters.
+        Returns (logp_BT, mask_BT) or (logp_BT, mask_BT, entropy_BT); logp is differentiable w.r.t. the parameters,
+        entropy (for logging) is not.
         `model` scores with another thinker sharing this tokenizer (e.g. `reference_model`); default self.model.
         """
         def completion_positions(t_BLX, prompt_len, mask_BS):
@@ -397,7 +398,10 @@ class OmniPolicy:
         logp_BT = token_logprobs(logits_BTV, ids_BT, temperature) * mask_BT
         mask_BT = mask_BT.to(logp_BT.dtype)
         if with_entropy:
-            return logp_BT, mask_BT, entropy_from_logits(logits_BTV, temperature) * mask_BT
+            # Entropy is only logged: computed without autograd, so no (B, T, V) softmax is kept for backward.
+            with torch.no_grad():
+                entropy_BT = entropy_from_logits(logits_BTV.detach(), temperature) * mask_BT
+            return logp_BT, mask_BT, entropy_BT
         return logp_BT, mask_BT
 
     @torch.no_grad()
