@@ -11,6 +11,7 @@ decoder already sampled the frames, and the caller passes the sampling `fps` to 
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -106,7 +107,14 @@ class TorchQwenVideoProcessor(VideoProcessorMixin):
         return BatchFeature(data=data, tensor_type=return_tensors)
 
     def _one(self, video, min_pixels: int, max_pixels: int) -> tuple[torch.Tensor, list[int]]:
-        frames = torch.as_tensor(np.asarray(video) if not isinstance(video, torch.Tensor) else video)
+        if isinstance(video, torch.Tensor):
+            frames = video
+        else:
+            with warnings.catch_warnings():
+                # Cached clips are read-only numpy arrays; the frames are only read here (permute, resize), so
+                # sharing their memory is safe and torch's "not writable" warning does not apply.
+                warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+                frames = torch.as_tensor(np.asarray(video))
         if frames.ndim != 4 or frames.shape[-1] != 3:
             raise ValueError(f"video must be (T, H, W, 3) RGB frames, got shape {tuple(frames.shape)}")
         if frames.dtype != torch.uint8:

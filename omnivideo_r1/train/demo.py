@@ -131,6 +131,9 @@ def run_demo(cfg: DemoConfig) -> dict:
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # per-checkpoint load/save bars would bury the demo's own progress lines
     t_start = time.perf_counter()
     timings = {}
     out = cfg.out_dir
