@@ -210,3 +210,18 @@ def test_freeze_encoders_finds_nested_encoders(tiny_setup):
     assert {n.rsplit(".", 1)[-1] for n in frozen} == {"visual", "audio_tower"}
     trainable = {n for n, p in policy.model.named_parameters() if p.requires_grad}
     assert trainable and not any(".visual." in f".{n}" or "audio_tower" in n for n in trainable)
+
+
+def test_train_cli_reports_bad_inputs_in_one_line(tmp_path, capsys):
+    from omnivideo_r1.cli import main
+
+    assert main(["train", "--config", "qi_tiny", f"data.train_path={tmp_path / 'missing.jsonl'}"]) == 2
+    assert "data.train_path" in capsys.readouterr().err
+    data = tmp_path / "train.jsonl"
+    data.write_text('{"id": "x", "video": "a.mp4", "question": "q", "options": ["a", "b"], "answer": "A"}\n')
+    code = main(["train", "--config", "qi_tiny", f"data.train_path={data}", f"run.out_dir={tmp_path / 'run'}",
+                 f"model.path={tmp_path / 'no_model'}"])
+    err = capsys.readouterr().err
+    assert code == 2 and "no_model" in err and "Traceback" not in err
+    assert main(["train", "--config", "qi_tiny", "rollout.group_size=8"]) == 2
+    assert "unknown key" in capsys.readouterr().err

@@ -37,6 +37,14 @@ def run(args: argparse.Namespace) -> int:
         return 2
     from .gspo_train import train
 
-    summary = train(cfg, resume=args.resume)
+    from ..media.types import MediaError
+    from ..schema import SchemaError
+
+    try:
+        summary = train(cfg, resume=args.resume)
+    except (SchemaError, MediaError, FileNotFoundError) as exc:
+        # Bad inputs (a malformed record, unusable media, a missing checkpoint): one line naming the file and fix.
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(f"done: {summary['steps']} steps, policy saved to {summary['final_dir']}")
     return 0
