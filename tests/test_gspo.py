@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from omnivideo_r1.algo.advantages import group_advantages
-from omnivideo_r1.algo.gspo import gspo_loss, sequence_log_ratio
+from omnivideo_r1.algo.gspo import gspo_loss, k3_kl, sequence_log_ratio, token_mean
+from omnivideo_r1.algo.schedule import warmup_cosine
 
 D = torch.float64  # exact comparisons are done in float64 so tolerances test the formula, not rounding
 
@@ -167,6 +168,25 @@ def test_kl_term():
     other, m_other = gspo_loss(logp, old, adv, mask, ref_logp_BT=old - 0.3, beta=0.5)
     assert m_other["kl"] > 0 and other > base
     assert m_other["pg_loss"] == pytest.approx(base.item())
+
+
+def test_k3_kl_and_token_mean_hand_example():
+    logp = torch.tensor([[-1.0, -2.0, float("-inf")]], dtype=D)
+    ref = torch.tensor([[-1.0, -1.5, 0.0]], dtype=D)
+    mask = torch.tensor([[True, True, False]])
+    kl = k3_kl(logp, ref, mask)
+    # d = ref - logp = (0, 0.5); k3 = e^d - d - 1; the padded -inf position gives 0, not NaN
+    torch.testing.assert_close(kl, torch.tensor([[0.0, math.exp(0.5) - 1.5, 0.0]], dtype=D))
+    assert token_mean(kl, mask).item() == pytest.approx((math.exp(0.5) - 1.5) / 2)
+    assert token_mean(kl, torch.zeros_like(mask)).item() == 0.0
+
+
+def test_warmup_cosine_schedule():
+    factors = [warmup_cosine(step, warmup_steps=2, decay_steps=4, floor=0.1) for step in range(8)]
+    assert factors[:2] == [0.5, 1.0]
+    assert factors[2] == pytest.approx(1.0) and factors[4] == pytest.approx(0.55) and factors[6] == pytest.approx(0.1)
+    assert factors[7] == pytest.approx(0.1)  # stays at the floor after the decay
+    assert all(a >= b for a, b in zip(factors[1:], factors[2:]))
 
 
 def test_padding_with_minus_inf_and_empty_rows_stay_finite():

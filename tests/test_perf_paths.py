@@ -3,8 +3,6 @@ cache, and the batched modality-variant probes of stage MA. Correctness only; sp
 
 from __future__ import annotations
 
-import types
-
 import numpy as np
 import pytest
 import torch
@@ -148,8 +146,7 @@ def test_input_cache_is_bounded_lru():
 
 # ---------------------------------------------------------------- stage MA probes
 def test_batched_modality_probes_equal_one_by_one(policies):
-    from omnivideo_r1.train.gspo_train import _probe_modality_variants
-    from omnivideo_r1.train.rollout import answer_prefix_ids
+    from omnivideo_r1.train.rollout import PromptGroup, answer_prefix_ids, probe_modality_variants
 
     policy = policies["qwen3_omni"]
     sample, clip = _sample(), _clip(5, frames=4, seconds=2.0)
@@ -157,15 +154,15 @@ def test_batched_modality_probes_equal_one_by_one(policies):
     texts = ["<think>high beep</think><answer>B</answer>", "<think>x</think><answer>A</answer>", "no answer",
              "<think>the beep was high and short</think><answer>D</answer>"]
     comps = [Completion(0, [], t, [], False) for t in texts]
-    cfg = types.SimpleNamespace(reward_options={"modality_attention": {"mode": "confidence"}})
-    got = _probe_modality_variants(policy, {0: (sample, clip, prompt, comps)}, cfg, step=0)
+    group = PromptGroup(0, sample, clip, prompt, comps)
+    got = probe_modality_variants(policy, group, "confidence", rollout=None, seed=0, step=0)
     for i, text in enumerate(texts):
         prefix = answer_prefix_ids(policy.tokenizer, text)
         if prefix is None:
-            assert got[(0, i)] == ({}, {})
+            assert (got[i].answers, got[i].confidence) == ({}, {})
             continue
         letter = "BAXD"[i]
         for m in ("av", "audio", "video"):
             vprompt = prompt if m == "av" else make_prompt(sample, clip, m)
             probs = policy.option_probs([vprompt], [prefix])
-            assert got[(0, i)][1][m] == pytest.approx(float(probs[0, "ABCD".index(letter)]), abs=1e-5)
+            assert got[i].confidence[m] == pytest.approx(float(probs[0, "ABCD".index(letter)]), abs=1e-5)

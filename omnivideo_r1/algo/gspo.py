@@ -37,6 +37,22 @@ def _check_shapes(logp_BT: torch.Tensor, old_logp_BT: torch.Tensor, mask_BT: tor
             raise ValueError(f"gspo: {name} shape {tuple(t.shape)} != logp shape {tuple(logp_BT.shape)}")
 
 
+def k3_kl(logp_BT: torch.Tensor, ref_logp_BT: torch.Tensor, mask_BT: torch.Tensor) -> torch.Tensor:
+    """Per-token k3 estimate of KL(pi || pi_ref) on the sampled tokens; (B, T) x3 -> (B, T), 0 off the mask.
+
+    k3 = exp(d) - d - 1 with d = log pi_ref - log pi: unbiased, always >= 0 (Schulman; TRL / the GRPO paper).
+    Gradients flow through whichever argument carries them.
+    """
+    d_BT = torch.where(mask_BT.bool(), ref_logp_BT - logp_BT, torch.zeros_like(logp_BT))
+    return torch.exp(d_BT) - d_BT - 1.0
+
+
+def token_mean(x_BT: torch.Tensor, mask_BT: torch.Tensor) -> torch.Tensor:
+    """Mean of x over all valid tokens of the batch (every token weighs the same); 0 when there are none."""
+    mask_BT = mask_BT.bool()
+    return torch.where(mask_BT, x_BT, torch.zeros_like(x_BT)).sum() / mask_BT.sum().clamp(min=1).to(x_BT.dtype)
+
+
 def sequence_log_ratio(logp_BT: torch.Tensor, old_logp_BT: torch.Tensor, mask_BT: torch.Tensor) -> torch.Tensor:
     """log s_i = (1/|y_i|) sum_t (log pi - log pi_old) over valid tokens; (B, T) x3 -> (B,).
 
@@ -73,8 +89,9 @@ def gspo_loss(
     - num_sequences=N: loss = sum_i loss_i / N. Pass N = the number of sequences in the whole optimizer step (all
       micro-batches): summing the backward of every micro-batch then gives exactly the full-batch gradient, even
       when micro-batches differ in size (dividing each micro-batch mean by the number of micro-batches does not).
-      Under DDP, which averages gradients over W ranks, pass N = global sequence count / W (verl's
-      "seq-mean-token-mean": divide by global_batch_size, multiply by dp_size).
+      Under DDP, which averages gradients over W ranks, the full-batch gradient needs sum_i loss_i / (N / W) on
+      each rank (verl's "seq-mean-token-mean": divide by global_batch_size, multiply by dp_size); the training
+      driver passes the global N and scales the backward by W, so the logged loss stays the global-batch value.
 
     metrics: loss, pg_loss (without KL), ratio_mean/min/max, clip_frac_low (ratio < 1 - eps_low with A < 0),
     clip_frac_high (ratio > 1 + eps_high with A > 0), clip_frac (their sum). For the sequence levels these are over
@@ -120,9 +137,7 @@ def gspo_loss(
 
     kl_BT = None
     if ref_logp_BT is not None:
-        d_BT = torch.where(mask_BT, ref_logp_BT.detach() - logp_BT, torch.zeros_like(logp_BT))
-        # k3 estimator of KL(pi || pi_ref): exp(ref - logp) - (ref - logp) - 1 >= 0   (Schulman; TRL / GRPO paper)
-        kl_BT = torch.exp(d_BT) - d_BT - 1.0
+        kl_BT = k3_kl(logp_BT, ref_logp_BT.detach(), mask_BT)
         if beta != 0.0:
             loss_BT = loss_BT + beta * kl_BT
 

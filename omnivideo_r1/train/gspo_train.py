@@ -22,26 +22,25 @@ from __future__ import annotations
 import math
 import os
 import time
+from contextlib import nullcontext
 
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 
 from ..algo.advantages import group_advantages
-from ..algo.gspo import gspo_loss
-from ..config import save_config
-from ..answers import extract_answer_block, parse_choice
+from ..algo.gspo import gspo_loss, k3_kl, token_mean
+from ..config import config_to_dict, save_config
 from ..media.cache import ClipCache
+from ..rewards import build_reward_config
 from ..rewards.combine import combine_rewards
-from ..rewards.types import RolloutRecord
-from ..schema import LETTERS, read_samples
+from ..schema import read_samples
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .config import STAGE_DEFAULT_REWARDS, TrainConfig
 from .metrics_log import MetricsLogger
 from .policy_setup import (build_judge, build_optimizer_and_schedule, compute_rewards, load_policy, reference_logprobs,
                            save_policy)
-from .rollout import (MediaSkips, answer_prefix_ids, load_sample_clip, rank_slots, sample_group, stable_seed,
-                      step_prompt_indices)
+from .rollout import MediaSkips, rank_slots, rollout_groups, sampler_logprobs, step_prompt_indices
 
 
 def train(cfg: TrainConfig, resume: bool = False, accelerator: Accelerator | None = None) -> dict:
@@ -53,8 +52,11 @@ def train(cfg: TrainConfig, resume: bool = False, accelerator: Accelerator | Non
     if accelerator.is_main_process:
         save_config(cfg, os.path.join(cfg.run.out_dir, f"config_{cfg.run.stage}.yaml"))
     weights = cfg.rewards or STAGE_DEFAULT_REWARDS[cfg.run.stage]
+    ma_mode = (build_reward_config("modality_attention", cfg.reward_options.get("modality_attention")).mode
+               if cfg.run.stage == "ma" else None)
     P, G, M = cfg.rollout.prompts_per_step, cfg.rollout.rollouts_per_prompt, cfg.gspo.minibatches_per_rollout
     slots_by_minibatch = rank_slots(P, M, world, rank)
+    my_slots = [s for block in slots_by_minibatch for s in block]
 
     # ---- policy, data, judge, optimizer ----
     policy = load_policy(cfg, accelerator)
@@ -74,74 +76,61 @@ def train(cfg: TrainConfig, resume: bool = False, accelerator: Accelerator | Non
             raise ValueError(f"{ckpt} is a stage-{state['stage']} checkpoint; this run is stage {cfg.run.stage}")
         start_step = state["step"]
         skips.counts = dict(state.get("media_skips", {}))
-    logger = MetricsLogger(cfg.run.out_dir, cfg.run.tensorboard, cfg.run.wandb_project, enabled=accelerator.is_main_process,
-                           append=start_step > 0)
+    logger = MetricsLogger(cfg.run.out_dir, cfg.run.tensorboard, cfg.run.wandb_project, config=config_to_dict(cfg),
+                           enabled=accelerator.is_main_process, append=start_step > 0)
     progress = _progress(cfg, start_step, accelerator.is_main_process)
 
     for step in range(start_step, cfg.run.steps):
         t0 = time.perf_counter()
-        # ---- 1. rollout: this process's prompts, G completions each ----
-        indices = step_prompt_indices(len(samples), step, P, cfg.run.seed, cfg.data.shuffle)
-        my_slots = [s for block in slots_by_minibatch for s in block]
+        # ---- 1. rollout: this process's prompts, G completions each (stage MA: plus single-sense probes) ----
         policy.model.eval()
-        groups = {}
-        for slot in my_slots:
-            sample, clip = load_sample_clip(samples, indices[slot], cfg.data, clip_cache, skips)
-            prompt = policy.make_prompt(sample, clip, "av")
-            completions = sample_group(policy, prompt, cfg.rollout, stable_seed(cfg.run.seed, step, slot, "av"))
-            groups[slot] = (sample, clip, prompt, completions)
-        variants = _probe_modality_variants(policy, groups, cfg, step) if cfg.run.stage == "ma" else {}
+        indices = step_prompt_indices(len(samples), step, P, cfg.run.seed, cfg.data.shuffle)
+        groups = rollout_groups(policy, samples, indices, my_slots, step, cfg, clip_cache, skips, ma_mode)
 
         # ---- 2. rewards -> group advantages ----
-        records = []
-        for slot in my_slots:
-            sample, clip, prompt, completions = groups[slot]
-            for i, comp in enumerate(completions):
-                answers, confidence = variants.get((slot, i), ({}, {}))
-                records.append(RolloutRecord(sample=sample, completion=comp.text, modality=prompt.effective_modality,
-                                             clip_duration=clip.duration, variant_answers=answers,
-                                             variant_confidence=confidence))
+        records = [record for group in groups for record in group.records()]
         outputs = compute_rewards(records, weights, cfg.reward_options, judge)
         reward_B, reward_metrics = combine_rewards(outputs, weights)
         reward_metrics = {f"reward/{k}": v for k, v in reward_metrics.items()}
         reward_B = torch.tensor(reward_B, dtype=torch.float32)
         adv_B, adv_metrics = group_advantages(reward_B, G, eps=cfg.gspo.advantage_eps)
+        group_of = {group.slot: group for group in groups}
+        adv_of = {group.slot: adv_B[k * G: (k + 1) * G] for k, group in enumerate(groups)}
 
         # ---- 3. policy updates: M minibatches, old log-probs fixed before the first ----
         policy.model.train()
-        seq_rows = {slot: list(range(k * G, (k + 1) * G)) for k, slot in enumerate(my_slots)}
         old_logp = {}
         with torch.no_grad():
-            for slot in my_slots:
-                prompt, completions = groups[slot][2], groups[slot][3]
+            for group in groups:
                 if cfg.gspo.recompute_old_logp:
-                    logp_BT, mask_BT = policy.logprobs([prompt] * G, [c.token_ids for c in completions],
-                                                       temperature=cfg.rollout.temperature)
+                    logp_BT, _ = policy.logprobs([group.prompt] * G, [c.token_ids for c in group.completions],
+                                                 temperature=cfg.rollout.temperature)
                 else:
-                    logp_BT, mask_BT = _sampler_logp(completions)
-                old_logp[slot] = (logp_BT.detach(), mask_BT)
+                    logp_BT, _ = sampler_logprobs(group.completions)
+                old_logp[group.slot] = logp_BT.detach()
         loss_metrics: dict[str, list[float]] = {}
         for block in slots_by_minibatch:
             n_local = torch.tensor(float(len(block) * G))
             n_global = accelerator.reduce(n_local.to(accelerator.device), "sum").item()
             for slot in block:
-                prompt, completions = groups[slot][2], groups[slot][3]
-                with accelerator.no_sync(train_model) if slot != block[-1] else _nullcontext():
-                    logp_BT, mask_BT, ent_BT = policy.logprobs([prompt] * G, [c.token_ids for c in completions],
+                group = group_of[slot]
+                prompts, completion_ids = [group.prompt] * G, [c.token_ids for c in group.completions]
+                with accelerator.no_sync(train_model) if slot != block[-1] else nullcontext():
+                    logp_BT, mask_BT, ent_BT = policy.logprobs(prompts, completion_ids,
                                                                temperature=cfg.rollout.temperature, with_entropy=True,
                                                                model=train_model)
-                    ref_BT = reference_logprobs(policy, cfg, [prompt] * G, completions) if cfg.gspo.beta > 0 else None
+                    ref_BT = (reference_logprobs(policy, cfg, prompts, group.completions) if cfg.gspo.beta > 0
+                              else None)
                     # DDP averages gradients over processes; scaling by W turns that average into the global sum.
-                    loss, m = gspo_loss(logp_BT, old_logp[slot][0], adv_B[seq_rows[slot]], mask_BT,
+                    loss, m = gspo_loss(logp_BT, old_logp[slot], adv_of[slot], mask_BT,
                                         clip_low=cfg.gspo.clip_low, clip_high=cfg.gspo.clip_high,
                                         level=cfg.gspo.level, ref_logp_BT=ref_BT, beta=cfg.gspo.beta,
                                         num_sequences=int(n_global))
                     accelerator.backward(loss * world)
-                n_tok = mask_BT.sum().clamp(min=1)
-                m["entropy"] = float((ent_BT.detach() * mask_BT).sum() / n_tok)
-                # KL(pi_old || pi_theta), k3 estimator per token: how far this update has moved from the sampler.
-                log_r = (old_logp[slot][0] - logp_BT.detach()) * mask_BT
-                m["kl_to_old"] = float(((log_r.exp() - log_r - 1) * mask_BT).sum() / n_tok)
+                m["entropy"] = float(token_mean(ent_BT.detach(), mask_BT))
+                # How far this update has moved from the sampling policy: the k3 form of the reference-KL term,
+                # with pi_old in place of pi_ref.
+                m["kl_to_old"] = float(token_mean(k3_kl(logp_BT.detach(), old_logp[slot], mask_BT), mask_BT))
                 for k, v in m.items():
                     loss_metrics.setdefault(k, []).append(float(v))
             if cfg.optim.max_grad_norm > 0:
@@ -152,8 +141,9 @@ def train(cfg: TrainConfig, resume: bool = False, accelerator: Accelerator | Non
         scheduler.step()
 
         # ---- 4. log (means over processes), checkpoint ----
-        n_tokens = sum(len(c.token_ids) for slot in my_slots for c in groups[slot][3])
-        local = {**reward_metrics, **{f"adv/{k}": v for k, v in adv_metrics.items()}, **{k: sum(v) / len(v) for k, v in loss_metrics.items()}}
+        n_tokens = sum(len(c.token_ids) for group in groups for c in group.completions)
+        local = {**reward_metrics, **{f"adv/{k}": v for k, v in adv_metrics.items()},
+                 **{k: sum(v) / len(v) for k, v in loss_metrics.items()}}
         metrics = _mean_over_processes(accelerator, local)
         elapsed = time.perf_counter() - t0
         metrics.update(lr=scheduler.get_last_lr()[0], step_time_s=elapsed,
@@ -179,59 +169,6 @@ def train(cfg: TrainConfig, resume: bool = False, accelerator: Accelerator | Non
     return {"final_dir": final_dir, "steps": cfg.run.steps, "media_skips": skips.counts}
 
 
-def _probe_modality_variants(policy, groups, cfg: TrainConfig, step: int) -> dict:
-    """Stage MA: the same question under audio-only and video-only input, for the contrastive reward.
-
-    Returns {(slot, rollout): (variant_answers, variant_confidence)}.
-    accuracy mode: one completion per variant per rollout (as in the released code), compared by correctness.
-    confidence mode: the probability of the AV rollout's chosen letter, teacher-forced under each input after the
-    rollout's own text up to `<answer>`; one batched forward per variant per group instead of new generations.
-    """
-    mode = cfg.reward_options.get("modality_attention", {}).get("mode", "accuracy")
-    out = {}
-    for slot, (sample, clip, prompt, completions) in groups.items():
-        variant_prompts = {m: policy.make_prompt(sample, clip, m) for m in ("audio", "video")}
-        answers = [{} for _ in completions]
-        confidence = [{} for _ in completions]
-        if mode == "accuracy":
-            for m, vprompt in variant_prompts.items():
-                vcomps = sample_group(policy, vprompt, cfg.rollout, stable_seed(cfg.run.seed, step, slot, m))
-                for i, vcomp in enumerate(vcomps):
-                    answers[i][m] = vcomp.text
-        else:
-            letters = [parse_choice(extract_answer_block(c.text) or "", sample.options) for c in completions]
-            prefixes = [answer_prefix_ids(policy.tokenizer, c.text) for c in completions]
-            rows = [i for i in range(len(completions)) if letters[i] and len(letters[i]) == 1 and prefixes[i]]
-            if rows:
-                # Variants that share the use_audio_in_video flag go in one pass; each distinct prompt is encoded
-                # and prefilled once. Batching stays within the group so results never depend on process count.
-                all_prompts = {"av": prompt, **variant_prompts}
-                by_flag: dict[bool, list[str]] = {}
-                for m, vprompt in all_prompts.items():
-                    by_flag.setdefault(vprompt.use_audio_in_video, []).append(m)
-                with torch.no_grad():
-                    for ms in by_flag.values():
-                        vps = [all_prompts[m] for m in ms]
-                        probs_BK = policy.option_probs([vp for vp in vps for _ in rows],
-                                                       [prefixes[i] for _ in vps for i in rows], share_prefix=True)
-                        for k, m in enumerate(ms):
-                            for r, i in enumerate(rows):
-                                confidence[i][m] = float(probs_BK[k * len(rows) + r, LETTERS.index(letters[i])])
-        for i in range(len(completions)):
-            out[(slot, i)] = (answers[i], confidence[i])
-    return out
-
-
-def _sampler_logp(completions):
-    T = max(len(c.token_ids) for c in completions)
-    logp_BT = torch.zeros(len(completions), T)
-    mask_BT = torch.zeros(len(completions), T)
-    for i, c in enumerate(completions):
-        logp_BT[i, : len(c.logp)] = torch.tensor(c.logp)
-        mask_BT[i, : len(c.logp)] = 1
-    return logp_BT, mask_BT
-
-
 def _mean_over_processes(accelerator, metrics: dict[str, float]) -> dict[str, float]:
     if accelerator.num_processes == 1:
         return dict(metrics)
@@ -239,14 +176,6 @@ def _mean_over_processes(accelerator, metrics: dict[str, float]) -> dict[str, fl
     vals = torch.tensor([metrics[k] if metrics[k] is not None else math.nan for k in keys], dtype=torch.float64)
     gathered = accelerator.gather(vals.to(accelerator.device).unsqueeze(0)).cpu()
     return {k: float(torch.nanmean(gathered[:, i])) for i, k in enumerate(keys)}
-
-
-class _nullcontext:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _progress(cfg: TrainConfig, start: int, enabled: bool):

@@ -4,11 +4,11 @@ schedule, reward dispatch, reference log-probs."""
 from __future__ import annotations
 
 import copy
-import math
 import os
 
 import torch
 
+from ..algo.schedule import warmup_cosine
 from ..rewards import REWARD_FUNCTIONS, build_reward_config
 from .config import JudgeConfig, ModelConfig, OptimConfig, TrainConfig
 
@@ -116,13 +116,8 @@ def build_optimizer_and_schedule(model, ocfg: OptimConfig, total_steps: int):
     warmup = max(1, int(round(ocfg.warmup_fraction * total_steps))) if ocfg.warmup_fraction > 0 else 0
     floor = ocfg.min_lr / ocfg.lr if ocfg.lr > 0 else 0.0
 
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
-        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
-
-    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: warmup_cosine(step, warmup, total_steps - warmup, floor))
 
 
 def compute_rewards(records, weights: dict[str, float], options: dict[str, dict], judge):

@@ -10,11 +10,15 @@ import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
+from ..answers import extract_answer_block, parse_choice
 from ..media.cache import ClipCache
-from ..media.types import MediaError
-from ..schema import AVSample
-from .config import DataConfig, RolloutConfig
+from ..media.types import Clip, MediaError
+from ..policy.prompting import Completion, PolicyPrompt
+from ..rewards.types import RolloutRecord
+from ..schema import LETTERS, AVSample
+from .config import DataConfig, RolloutConfig, TrainConfig
 
 
 def stable_seed(*parts: int | str) -> int:
@@ -101,3 +105,108 @@ def sample_group(policy, prompt, rollout: RolloutConfig, seed: int):
     return policy.sample([prompt], rollouts_per_prompt=rollout.rollouts_per_prompt,
                          max_new_tokens=rollout.max_new_tokens, temperature=rollout.temperature,
                          top_p=rollout.top_p, generator_seed=seed, share_prefix=True)
+
+
+@dataclass
+class ModalityProbe:
+    """Stage MA: one AV completion's question asked again under single-sense input (for the contrastive reward)."""
+
+    answers: dict[str, str] = field(default_factory=dict)
+    """accuracy mode: modality ("audio", "video") -> the completion sampled under that input only."""
+    confidence: dict[str, float] = field(default_factory=dict)
+    """confidence mode: modality ("av", "audio", "video") -> probability of the AV completion's letter under it."""
+
+
+@dataclass
+class PromptGroup:
+    """One prompt of a step and its G completions (one GSPO group), with everything the rewards need."""
+
+    slot: int
+    """Position of the prompt in the step's global batch; sampling seeds and process assignment key on it."""
+    sample: AVSample
+    """The question record (after skipping samples with unusable media)."""
+    clip: Clip
+    """Its decoded media."""
+    prompt: PolicyPrompt
+    """The full audio-visual prompt the completions were sampled from."""
+    completions: list[Completion]
+    """The G sampled completions."""
+    probes: list[ModalityProbe] = field(default_factory=list)
+    """Stage MA: one probe per completion; empty in stage QI."""
+
+    def records(self) -> list[RolloutRecord]:
+        """One reward record per completion, in completion order."""
+        probes = self.probes or [ModalityProbe() for _ in self.completions]
+        return [RolloutRecord(sample=self.sample, completion=c.text, modality=self.prompt.effective_modality,
+                              clip_duration=self.clip.duration, variant_answers=p.answers,
+                              variant_confidence=p.confidence)
+                for c, p in zip(self.completions, probes)]
+
+
+def rollout_groups(policy, samples: list[AVSample], indices: list[int], slots: list[int], step: int,
+                   cfg: TrainConfig, cache: ClipCache, skips: MediaSkips, ma_mode: str | None) -> list[PromptGroup]:
+    """This process's groups of `step`: for each slot, its sample's clip and G completions under full AV input.
+
+    indices: the step's global dataset indices (one per slot); ma_mode: the modality-attention reward's mode in
+    stage MA (then each completion is probed under audio-only and video-only input), None in stage QI.
+    """
+    groups = []
+    for slot in slots:
+        sample, clip = load_sample_clip(samples, indices[slot], cfg.data, cache, skips)
+        prompt = policy.make_prompt(sample, clip, "av")
+        completions = sample_group(policy, prompt, cfg.rollout, stable_seed(cfg.run.seed, step, slot, "av"))
+        group = PromptGroup(slot, sample, clip, prompt, completions)
+        if ma_mode is not None:
+            group.probes = probe_modality_variants(policy, group, ma_mode, cfg.rollout, cfg.run.seed, step)
+        groups.append(group)
+    return groups
+
+
+def probe_modality_variants(policy, group: PromptGroup, mode: str, rollout: RolloutConfig, seed: int,
+                            step: int) -> list[ModalityProbe]:
+    """Stage MA: the group's question under audio-only and video-only input, one probe per completion.
+
+    accuracy mode: one completion per variant per rollout (as in the released code), compared by correctness.
+    confidence mode: the probability of the AV rollout's chosen letter, teacher-forced under each input after the
+    rollout's own text up to `<answer>`; one batched forward per variant per group instead of new generations.
+    """
+    sample, completions = group.sample, group.completions
+    variant_prompts = {m: policy.make_prompt(sample, group.clip, m) for m in ("audio", "video")}
+    probes = [ModalityProbe() for _ in completions]
+    if mode == "accuracy":
+        for m, vprompt in variant_prompts.items():
+            vcomps = sample_group(policy, vprompt, rollout, stable_seed(seed, step, group.slot, m))
+            for probe, vcomp in zip(probes, vcomps):
+                probe.answers[m] = vcomp.text
+        return probes
+    letters = [parse_choice(extract_answer_block(c.text) or "", sample.options) for c in completions]
+    prefixes = [answer_prefix_ids(policy.tokenizer, c.text) for c in completions]
+    rows = [i for i in range(len(completions)) if letters[i] and len(letters[i]) == 1 and prefixes[i]]
+    if not rows:
+        return probes
+    # Variants that share the use_audio_in_video flag go in one pass; each distinct prompt is encoded and prefilled
+    # once. Batching stays within the group so results never depend on the process count.
+    all_prompts = {"av": group.prompt, **variant_prompts}
+    by_flag: dict[bool, list[str]] = {}
+    for m, vprompt in all_prompts.items():
+        by_flag.setdefault(vprompt.use_audio_in_video, []).append(m)
+    with torch.no_grad():
+        for ms in by_flag.values():
+            vps = [all_prompts[m] for m in ms]
+            probs_BK = policy.option_probs([vp for vp in vps for _ in rows],
+                                           [prefixes[i] for _ in vps for i in rows], share_prefix=True)
+            for k, m in enumerate(ms):
+                for r, i in enumerate(rows):
+                    probes[i].confidence[m] = float(probs_BK[k * len(rows) + r, LETTERS.index(letters[i])])
+    return probes
+
+
+def sampler_logprobs(completions: list[Completion]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logp_BT, mask_BT) as the sampler reported them, right-padded with zeros."""
+    T = max(len(c.token_ids) for c in completions)
+    logp_BT = torch.zeros(len(completions), T)
+    mask_BT = torch.zeros(len(completions), T)
+    for i, c in enumerate(completions):
+        logp_BT[i, : len(c.logp)] = torch.tensor(c.logp)
+        mask_BT[i, : len(c.logp)] = 1
+    return logp_BT, mask_BT

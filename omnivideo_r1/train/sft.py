@@ -12,12 +12,12 @@ answers with the letter (~40 tokens), so that a completion fits a short generati
 
 from __future__ import annotations
 
-import math
 import random
 from dataclasses import dataclass
 
 import torch
 
+from ..algo.schedule import warmup_cosine
 from ..schema import AVSample, TimeCaption
 
 
@@ -68,8 +68,8 @@ def warm_start(policy, samples: list[AVSample], load_clip_fn, cfg: SFTConfig, lo
     params = [p for p in policy.model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr)
     # Cosine from lr to lr * min_lr_fraction over the steps (constant when the fraction is 1).
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: cfg.min_lr_fraction + (
-        1.0 - cfg.min_lr_fraction) * 0.5 * (1.0 + math.cos(math.pi * step / max(1, cfg.steps - 1))))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: warmup_cosine(step, 0, cfg.steps - 1, cfg.min_lr_fraction))
     eos = policy.tokenizer.convert_tokens_to_ids("<|im_end|>")
     usable = [s for s in samples if s.time_captions]
     if not usable:
