@@ -242,6 +242,52 @@ def parse_choice(text: str | None, options: list[str], multi: bool = False) -> s
     return parse_choice_detailed(text, options, multi).letter
 
 
+# An option's own letter label: "A. x", "A.x", "A) x", "A: x", "A：x", "(A) x", "[A] x". The delimiter is what
+# tells a label from a word ("A man runs"); the bare "A x" form is only trusted list-wide (see strip_option_labels).
+_OPTION_LABEL = re.compile(r"^\s*(?:\(\s*([A-Z])\s*\)|\[\s*([A-Z])\s*\]|([A-Z])\s*[.):：])\s*(.*)$", re.S)
+_BARE_LABEL = re.compile(r"^\s*([A-Z])\s+(\S.*)$", re.S)
+
+
+def option_label(text: str, bare: bool = False) -> tuple[str, str] | None:
+    """(letter, rest) when `text` starts with a delimited option label ("B. x", "(B) x"); with `bare`, also
+    "B x" (letter, space, text). None when there is no label."""
+    if m := _OPTION_LABEL.match(text):
+        return _first(m), m.group(4).strip()
+    if bare and (m := _BARE_LABEL.match(text)):
+        return m.group(1), m.group(2).strip()
+    return None
+
+
+@dataclass
+class OptionLabels:
+    """Option texts with their letter labels removed, and what the labels said."""
+
+    texts: list[str]
+    """Option i's text without its label; its letter is LETTERS[i] (position decides, as benchmark scorers do)."""
+    status: str
+    """labelled (every label matches its position), relabelled (every option has a delimited label but not in
+    letter order, e.g. A, B, A, B), partial (only some options carry their position's label) or unlabelled."""
+
+
+def strip_option_labels(options: list[str]) -> OptionLabels:
+    """Remove letter labels from a list of option strings; the option's position is its letter.
+
+    A bare label ("A The girl ...") is stripped only when every option of the list carries its own position's
+    letter (delimited or bare), so a list whose first option merely starts with a capital ("A man runs",
+    "Birds sing") is left alone.
+    """
+    n = len(options)
+    positional = [option_label(o, bare=True) for o in options]
+    if all(lab is not None and lab[0] == LETTERS[i] for i, lab in enumerate(positional)):
+        return OptionLabels([lab[1] for lab in positional], "labelled")
+    delimited = [option_label(o) for o in options]
+    if n and all(lab is not None for lab in delimited):
+        return OptionLabels([lab[1] for lab in delimited], "relabelled")
+    texts = [lab[1] if lab is not None and lab[0] == LETTERS[i] else o.strip()
+             for i, (o, lab) in enumerate(zip(options, delimited))]
+    return OptionLabels(texts, "partial" if any(lab is not None for lab in delimited) else "unlabelled")
+
+
 def normalize_answer_letters(raw: str, n_options: int | None = None) -> str:
     """A reference answer from a dataset ("<answer>B</answer>", "B. text", "(B)", "B,E", "b") -> "B" / "BE".
 

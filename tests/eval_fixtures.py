@@ -82,7 +82,8 @@ def write_daily_omni(root: str) -> str:
 def write_worldsense(root: str) -> str:
     """worldsense_qa.json keyed by video, task0..taskN; videos/<video>.mp4. One question has only 3 options."""
     data = {
-        "ws001": {"duration": "<1min", "domain": "Sports", "sub_category": "Tennis", "audio_class": ["Speech"],
+        "ws001": {"duration": "<1min", "video_duration": "48s", "domain": "Sports", "sub_category": "Tennis",
+                  "audio_class": ["Speech"],
                   "video_caption": "A match.",
                   "task0": {"question": "Who serves?", "candidates": ["A. Left", "B. Right", "C. Both", "D. None"],
                             "answer": "D", "task_domain": "Recognition", "task_type": "Speaker Recognition"},
@@ -98,8 +99,10 @@ def write_worldsense(root: str) -> str:
     return _dump(os.path.join(root, "worldsense_qa.json"), data)
 
 
-def write_omnivideobench(root: str) -> str:
-    """A list of videos with questions; options "A.text" (no space, as released); videos/<video>.mp4."""
+def write_omnivideobench(root: str, folder: str = "videos") -> str:
+    """data.json as released: options "A.text" (no space); video_81's A, B, A, B labels and video_145's
+    "A The girl ..." (letter, space, no delimiter) copied from the release; clips in videos/ (README) or video/
+    (the release's data_example)."""
     data = [
         {"video": "video_1", "video_type": "Vlog", "duration": "03:28", "questions": [
             {"question": "Which concepts fit the sign?", "question_type": "reference reasoning",
@@ -110,26 +113,37 @@ def write_omnivideobench(root: str) -> str:
         {"video": "video_2", "video_type": "Film", "duration": "00:45", "questions": [
             {"question": "What mood?", "question_type": "sentiment analysis", "audio_type": "Music",
              "answer": "Sad", "options": ["A.Happy", "B.Sad", "C.Angry", "D.Calm"], "correct_option": "B"}]},
+        {"video": "video_81", "video_type": "Vlog", "duration": "10:02", "questions": [
+            {"question": "What attitude does the the person wearing a red apron hold towards the reasons for his "
+                         "own first fame?", "question_type": "sentiment analysis", "audio_type": "Speech",
+             "answer": "surprised", "options": ["A. confident", "B. awkward", "A. curious", "B. surprised"],
+             "correct_option": "D"},
+            {"question": "Who does the person wearing a black shirt like?", "question_type": "sentiment analysis",
+             "audio_type": "Speech", "answer": "The girl wearing pink clothes",
+             "options": ["A The girl wearing a red dress", "B The girl wearing pink clothes",
+                         "C The girl wearing black and white clothes", "D None of these appeared in the video"],
+             "correct_option": "B"}]},
     ]
     for entry in data:
-        write_clip(os.path.join(root, "videos", f"{entry['video']}.mp4"))
+        write_clip(os.path.join(root, folder, f"{entry['video']}.mp4"))
     return _dump(os.path.join(root, "data.json"), data)
 
 
 def write_intentbench(root: str) -> str:
-    """Video-R1 style records: multiple choice, multi-label (emer_ov_mc) and yes/no judge."""
+    """Video-R1 style records: multiple choice (clip under `video`), multi-label (emer_ov_mc) and yes/no judge
+    (clip under `path`), categories in `Type`."""
     records = [
         {"problem": "Why does the man smile?", "options": ["A. Relief", "B. Pride", "C. Fear", "D. Boredom"],
-         "problem_type": "multiple choice", "solution": "<answer>B</answer>", "path": "social/clip1.mp4",
-         "data_type": "video", "problem_id": 17},
+         "problem_type": "multiple choice", "solution": "<answer>B</answer>", "video": "social/clip1.mp4",
+         "data_type": "video", "problem_id": 17, "Type": "Social"},
         {"problem": "Which emotions are shown?", "options": ["A. Anger", "B. Joy", "C. Fear", "D. Calm",
          "E. Surprise"], "problem_type": "emer_ov_mc", "solution": "<answer>B,E</answer>",
-         "path": "emer/clip2.mp4", "data_type": "video"},
+         "path": "emer/clip2.mp4", "data_type": "video", "Type": "Emotion"},
         {"problem": "Is the speaker lying?", "problem_type": "judge", "solution": "<answer>no</answer>",
-         "path": "mdpe/clip3.mp4", "data_type": "video"},
+         "path": "mdpe/clip3.mp4", "data_type": "video", "Type": "Deception"},
     ]
-    for rec in records:
-        write_clip(os.path.join(root, rec["path"]))
+    for rec in records:  # under videos/, where HumanOmniV2's evaluator joins its video root
+        write_clip(os.path.join(root, "videos", rec.get("video") or rec["path"]))
     return _dump(os.path.join(root, "qa.json"), records)
 
 
@@ -146,16 +160,31 @@ def write_video_holmes(root: str) -> str:
     return _dump(os.path.join(root, "test_Video-Holmes.json"), records)
 
 
+VIDEOMME_ROWS = [  # the HF dataset's flat rows (lmms-eval/Video-MME, videomme/test-00000-of-00001.parquet)
+    {"video_id": "001", "duration": "short", "domain": "Knowledge", "sub_category": "Humanity & History",
+     "url": "https://www.youtube.com/watch?v=fFjv93ACGo8", "videoID": "fFjv93ACGo8", "question_id": "001-1",
+     "task_type": "Counting Problem", "question": "Which is most numerous?",
+     "options": ["A. Apples.", "B. Candles.", "C. Berries.", "D. Same."], "answer": "C"},
+    {"video_id": "001", "duration": "short", "domain": "Knowledge", "sub_category": "Humanity & History",
+     "url": "https://www.youtube.com/watch?v=fFjv93ACGo8", "videoID": "fFjv93ACGo8", "question_id": "001-2",
+     "task_type": "Object Recognition", "question": "What is on top?",
+     "options": ["A. Star.", "B. Angel.", "C. Bow.", "D. Nothing."], "answer": "A"},
+]
+
+
+def write_parquet(path: str, rows: list[dict]) -> str:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    return path
+
+
 def write_videomme(root: str) -> str:
-    """Official nested format (video_id + videoID file name, questions with task_type); data/<videoID>.mp4."""
-    data = [{"video_id": "001", "videoID": "fFjv93ACGo8", "duration": "short", "domain": "Knowledge",
-             "sub_category": "Humanity & History", "questions": [
-                 {"question_id": "001-1", "task_type": "Counting Problem", "question": "Which is most numerous?",
-                  "options": ["A. Apples.", "B. Candles.", "C. Berries.", "D. Same."], "answer": "C"},
-                 {"question_id": "001-2", "task_type": "Object Recognition", "question": "What is on top?",
-                  "options": ["A. Star.", "B. Angel.", "C. Bow.", "D. Nothing."], "answer": "A"}]}]
+    """The HF dataset as downloaded: videomme/test-00000-of-00001.parquet, clips in data/<videoID>.mp4."""
     write_clip(os.path.join(root, "data", "fFjv93ACGo8.mp4"), "silent")  # Video-MME is a visual benchmark
-    return _dump(os.path.join(root, "videomme.json"), data)
+    return write_parquet(os.path.join(root, "videomme", "test-00000-of-00001.parquet"), VIDEOMME_ROWS)
 
 
 def write_synthetic(root: str, n: int = 4, corrupt: int | None = None) -> str:

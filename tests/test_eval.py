@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -28,12 +29,14 @@ EXPECTED = {
     "worldsense": (3, {"worldsense-ws001-task0": ("D", "Speaker Recognition", "Left"),
                        "worldsense-ws001-task1": ("B", "Audio Counting", "Quiet"),
                        "worldsense-ws002-task0": ("A", "Audio Recognition", "Piano")}),
-    "omnivideobench": (3, {"omnivideobench-video_1-q0": ("A", "reference reasoning", "Ancient stories"),
+    "omnivideobench": (5, {"omnivideobench-video_1-q0": ("A", "reference reasoning", "Ancient stories"),
                            "omnivideobench-video_1-q1": ("C", "counting", "1"),
-                           "omnivideobench-video_2-q0": ("B", "sentiment analysis", "Happy")}),
-    "intentbench": (3, {"intentbench-0000": ("B", "multiple_choice", "Relief"),
-                        "intentbench-0001": ("BE", "multi_label", "Anger"),
-                        "intentbench-0002": ("B", "yes_no", "yes")}),
+                           "omnivideobench-video_2-q0": ("B", "sentiment analysis", "Happy"),
+                           "omnivideobench-video_81-q0": ("D", "sentiment analysis", "confident"),
+                           "omnivideobench-video_81-q1": ("B", "sentiment analysis", "The girl wearing a red dress")}),
+    "intentbench": (3, {"intentbench-0000": ("B", "Social", "Relief"),
+                        "intentbench-0001": ("BE", "Emotion", "Anger"),
+                        "intentbench-0002": ("B", "Deception", "yes")}),
     "video-holmes": (2, {"video-holmes-film1-1": ("F", "SR", "Option text A"),
                          "video-holmes-film1-2": ("C", "TCI", "Option text A")}),
     "video-mme": (2, {"videomme-001-1": ("C", "Counting Problem", "Apples."),
@@ -71,6 +74,8 @@ def test_loader_details(tmp_path):
     assert daily[0].duration == 30.0 and daily[2].duration == 60.0 and daily[0].extra["index"] == 0
     ws, _ = load_benchmark("worldsense", WRITERS["worldsense"](str(tmp_path / "w")))
     assert len(ws[1].options) == 3 and ws[0].extra["task_domain"] == "Recognition" and ws[0].audio is None
+    assert ws[0].duration == 48.0 and ws[0].extra["duration"] == "<1min"  # seconds from video_duration
+    assert ws[2].duration is None  # only the bucket "1-2min": no length in seconds
     ovb, _ = load_benchmark("omnivideobench", WRITERS["omnivideobench"](str(tmp_path / "o")))
     assert ovb[0].duration == 208.0 and ovb[0].extra["answer_text"] == "Ancient stories"
     intent, _ = load_benchmark("intentbench", WRITERS["intentbench"](str(tmp_path / "i")))
@@ -80,18 +85,29 @@ def test_loader_details(tmp_path):
     assert len(holmes[0].options) == 6
     mme, _ = load_benchmark("video-mme", WRITERS["video-mme"](str(tmp_path / "m")))
     assert mme[0].video.endswith(os.path.join("data", "fFjv93ACGo8.mp4")) and mme[0].extra["duration"] == "short"
+    assert mme[0].extra["groups"] == {"duration": "short", "domain": "Knowledge",
+                                      "sub_category": "Humanity & History", "task_type": "Counting Problem"}
 
 
 def test_normalize_options():
     assert normalize_options(["A. x", "B.y", "(C) z", "D) w", "E: v", "[F] u"], "f") == list("xyzwvu")
     assert normalize_options(["A man runs", "Birds sing"], "f") == ["A man runs", "Birds sing"]
-    with pytest.raises(BenchmarkFormatError, match="labelled 'B' but sits at position 'A'"):
-        normalize_options(["B. x", "A. y"], "qa.json record 3")
+    assert normalize_options(["B. x", "A. y"], "f") == ["x", "y"]  # position is the letter, as official scorers
     with pytest.raises(BenchmarkFormatError, match="record 3: options must be a list"):
         normalize_options("A. x", "qa.json record 3")
+    with pytest.raises(BenchmarkFormatError, match="record 3: option B is empty"):
+        normalize_options(["A. x", "B. "], "qa.json record 3")
 
 
 def _rewrite(path, edit):
+    if path.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        from eval_fixtures import write_parquet
+        rows = pq.read_table(path).to_pylist()
+        edit(rows)
+        write_parquet(path, rows)
+        return
     with open(path, encoding="utf-8") as fh:
         data = json.load(fh)
     edit(data)
@@ -102,36 +118,50 @@ def _rewrite(path, edit):
 BAD_RECORDS = [
     ("daily-omni", lambda d: d[1].pop("Answer"), r"qa.json record 1: missing field\(s\) \['Answer'\]"),
     ("daily-omni", lambda d: d[2].update(Answer="E"), r"record 2 \(video_id vidB\).*outside the 4 options"),
-    ("worldsense", lambda d: d["ws002"].pop("task0"), r"video ws002: no task0..taskN"),
+    ("worldsense", lambda d: d["ws002"].pop("task0"), r"video ws002: expected an object with task0..taskN"),
     ("worldsense", lambda d: d["ws001"]["task1"].update(answer="D"), r"ws001 task1.*outside the 3 options"),
     ("omnivideobench", lambda d: d[0]["questions"][1].update(correct_option="AB"),
      r"video_1\) question 1: answer 'AB' has several letters"),
     ("intentbench", lambda d: d[0].update(solution="B"), r"record 0: solution 'B' is not of the form"),
     ("intentbench", lambda d: d[1].update(problem_type="open"), r"record 1: problem_type 'open'"),
     ("video-holmes", lambda d: d[1].update(Options=["x", "y"]), r"Question ID 2\): Options must be an object"),
-    ("video-mme", lambda d: d[0]["questions"][0].update(options=["A. x"]), r"\(001-1\): options must be a list"),
+    ("video-mme", lambda d: d[0].update(options=["A. x"]),
+     r"test-00000-of-00001.parquet row 0 \(question_id 001-1\): options must be a list"),
     ("synthetic", None, r"samples.jsonl:2: not valid JSON"),
 ]
 
 
 @pytest.mark.parametrize("name,edit,pattern", BAD_RECORDS)
-def test_bad_record_names_file_and_record(tmp_path, name, edit, pattern):
+def test_bad_record_is_counted_and_never_hides_the_rest(tmp_path, name, edit, pattern):
     ann = WRITERS[name](str(tmp_path / name))
     if edit is None:  # the JSONL format: break its second line
         with open(ann, encoding="utf-8") as fh:
-            first = fh.readline()
+            lines = fh.readlines()
         with open(ann, "w", encoding="utf-8") as fh:
-            fh.write(first + "{not json\n")
+            fh.writelines([lines[0], "{not json\n", *lines[2:]])
     else:
         _rewrite(ann, edit)
-    expected = SchemaError if name == "synthetic" else BenchmarkFormatError  # ours: schema.read_samples' error
-    with pytest.raises(expected, match=pattern):
-        load_benchmark(name, ann)
+    samples, report = load_benchmark(name, ann)
+    assert len(samples) == EXPECTED[name][0] - 1 and report.by_reason() == {"bad_record": 1}
+    assert re.search(pattern, report.items[0]["detail"]), report.items[0]["detail"]
+    with pytest.raises(BenchmarkFormatError, match=pattern):  # a direct loader call, nobody counting: loud
+        BENCHMARKS[name](ann)
+
+
+def test_file_with_no_usable_record_is_one_error(tmp_path):
+    ann = WRITERS["daily-omni"](str(tmp_path))
+    _rewrite(ann, lambda d: [r.pop("Answer") for r in d])
+    with pytest.raises(BenchmarkFormatError, match=r"qa.json: none of its 3 record\(s\) is usable; the first: "
+                                                   r".*qa.json record 0: missing field\(s\) \['Answer'\]"):
+        load_benchmark("daily-omni", ann)
 
 
 def test_unreadable_annotation_and_missing_paths(tmp_path):
     (tmp_path / "qa.json").write_text("{oops")
-    with pytest.raises(BenchmarkFormatError, match=r"qa.json: not valid JSON"):
+    with pytest.raises(BenchmarkFormatError, match=r"qa.json: not valid JSON .*; expected Daily-Omni's qa.json"):
+        load_benchmark("daily-omni", str(tmp_path / "qa.json"))
+    (tmp_path / "qa.json").write_bytes(b"\xff\xfe\x00binary")
+    with pytest.raises(BenchmarkFormatError, match=r"qa.json: not UTF-8 text \(byte 0xff at offset 0\); expected"):
         load_benchmark("daily-omni", str(tmp_path / "qa.json"))
     with pytest.raises(FileNotFoundError, match="expected one of \\['worldsense_qa.json'\\]"):
         load_benchmark("worldsense", str(tmp_path))
@@ -141,15 +171,15 @@ def test_unreadable_annotation_and_missing_paths(tmp_path):
 
 def test_missing_media_is_a_counted_skip(tmp_path):
     ann = WRITERS["daily-omni"](str(tmp_path))
-    os.remove(tmp_path / "Videos" / "vidA" / "vidA_audio.wav")  # the separate wav counts as media too
+    os.remove(tmp_path / "Videos" / "vidA" / "vidA_video.mp4")
     samples, skipped = load_benchmark("daily-omni", ann)
     assert [s.id for s in samples] == ["daily-omni-0002-vidB"]
     assert skipped.by_reason() == {"missing_media": 2}
-    assert all(item["detail"].endswith("vidA_audio.wav") for item in skipped.items)
+    assert all(item["detail"].endswith("vidA_video.mp4") for item in skipped.items)
     open(tmp_path / "Videos" / "vidB" / "vidB_video.mp4", "wb").close()
     samples, skipped = load_benchmark("daily-omni", ann)
     assert samples == [] and skipped.by_reason() == {"missing_media": 2, "empty_media": 1}
-    with pytest.raises(FileNotFoundError, match="vidA_audio.wav: missing media for record daily-omni-0000"):
+    with pytest.raises(FileNotFoundError, match="vidA_video.mp4: missing media for record daily-omni-0000"):
         BENCHMARKS["daily-omni"](ann)  # nobody counting skips -> loud
 
 
@@ -366,3 +396,12 @@ def test_cli_end_to_end_with_tiny_policy(tmp_path, capsys):
         rows = [json.loads(line) for line in fh]
     assert len(rows) == 4 and all(r["has_audio"] and not r["media_error"] for r in rows)
     assert all(r["prompt"].endswith("directly.") for r in rows)
+    # The benchmark's own prompt through the real chat template (Daily-Omni's script sends no system turn)
+    code = eval_cli.run(_args("--model", model, "--benchmark", "daily-omni", "--data", data, "--out", out,
+                              "--max-new-tokens", "2", "--limit", "1", "--official-prompt"))
+    assert code == 0
+    with open(os.path.join(out, "results.jsonl")) as fh:
+        rows = [json.loads(line) for line in fh]
+    assert rows[0]["prompt"].startswith("Your task is to accurately answer multiple-choice questions based on the "
+                                        "given video and audio together.") and rows[0]["groups"]["Type"]
+    assert "## Official scoring" in open(os.path.join(out, "report.md")).read()

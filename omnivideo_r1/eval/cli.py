@@ -37,6 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-new-tokens", type=int, default=None, help="generation budget per answer")
     parser.add_argument("--direct", action="store_true",
                         help="ask for the option letter directly instead of the <time>/<thinking>/<answer> format")
+    parser.add_argument("--official-prompt", action="store_true",
+                        help="ask with each benchmark's own prompt template (as its released evaluation does)")
     parser.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float16", "float32"],
                         help="model weights dtype; auto = bfloat16 on GPU, float32 on CPU")
     parser.add_argument("--title", default=None, help="report title (default: the benchmark name)")
@@ -75,6 +77,8 @@ def _config(args: argparse.Namespace) -> EvalConfig:
         overrides.append(f"max_new_tokens={args.max_new_tokens}")
     if args.direct:
         overrides.append("reasoning=false")
+    if args.official_prompt:
+        overrides.append("official_prompt=true")
     return load_config(EvalConfig, args.recipe, overrides)
 
 
@@ -117,15 +121,20 @@ def run(args: argparse.Namespace) -> int:
         print(f"omnivideo-r1 eval: error: {exc}", file=sys.stderr)
         return 2
     if not samples:
+        example = skipped.items[0]["detail"] if len(skipped) else "the file holds no questions"
         print(f"omnivideo-r1 eval: error: {args.data}: no usable {name} questions "
-              f"({len(skipped)} skipped: {skipped.by_reason()}); check the media layout", file=sys.stderr)
+              f"({len(skipped)} skipped: {skipped.by_reason()}; first: {example}); check the media layout",
+              file=sys.stderr)
         return 2
 
     from .runner import process_state
 
     main = process_state().is_main_process
     if main and len(skipped):
-        print(f"skipped {len(skipped)} question(s) at load time: {skipped.by_reason()}", file=sys.stderr)
+        print(f"skipped {len(skipped)} question(s) at load time: {skipped.by_reason()} "
+              f"(details in {os.path.join(args.out, 'skipped.jsonl')})", file=sys.stderr)
+    if main and skipped.notes:
+        print(f"load notes: {dict(skipped.notes)}", file=sys.stderr)
     rows = []
     for path, label in zip(args.model, model_labels(args.model)):
         policy = load_policy(path, args.dtype)
@@ -137,9 +146,9 @@ def run(args: argparse.Namespace) -> int:
     if not main:
         return 0
     title = args.title or f"{name} evaluation"
-    paths = write_report(rows, args.out, title, skipped.by_reason())
+    paths = write_report(rows, args.out, title, skipped.by_reason(), dict(skipped.notes))
     if len(skipped):
         write_jsonl(os.path.join(args.out, "skipped.jsonl"), skipped.items)
-    print(markdown_report(summarize(rows), title, skipped.by_reason()))
+    print(markdown_report(summarize(rows), title, skipped.by_reason(), dict(skipped.notes)))
     print(f"wrote {', '.join(paths.values())}", file=sys.stderr)
     return 0

@@ -13,6 +13,7 @@ import os
 from typing import Any, Iterable
 
 from ..schema import write_jsonl
+from .official_scoring import official_summary
 
 Z95 = 1.959963984540054
 """Two-sided 95% normal quantile."""
@@ -52,7 +53,8 @@ def accuracy_stats(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
 
 
 def summarize(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One entry per (model, benchmark, modality): {"model", "benchmark", "modality", "overall", "categories"}."""
+    """One entry per (model, benchmark, modality): {"model", "benchmark", "modality", "overall", "categories",
+    "official"}; "official" is the benchmark script's aggregation of its own scores (None for our JSONL)."""
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for row in rows:
         key = (str(row.get("model", "model")), str(row.get("benchmark", "?")), str(row.get("modality", "av")))
@@ -63,7 +65,8 @@ def summarize(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         for row in group:
             categories.setdefault(str(row.get("category", "uncategorized")), []).append(row)
         out.append({"model": model, "benchmark": bench, "modality": modality, "overall": accuracy_stats(group),
-                    "categories": {c: accuracy_stats(r) for c, r in sorted(categories.items())}})
+                    "categories": {c: accuracy_stats(r) for c, r in sorted(categories.items())},
+                    "official": official_summary(group)})
     return out
 
 
@@ -89,7 +92,7 @@ def _ordered(summary: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def markdown_report(summary: list[dict[str, Any]], title: str = "Evaluation",
-                    load_skipped: dict[str, int] | None = None) -> str:
+                    load_skipped: dict[str, int] | None = None, load_notes: dict[str, int] | None = None) -> str:
     """Overall table, AV vs silent vs audio-only table (with the silent-video drop), per-category table."""
     summary = _ordered(summary)
     lines = [f"# {title}", "", "Accuracy in % with the Wilson 95% interval. Skipped = clip failed to decode (not "
@@ -123,10 +126,50 @@ def markdown_report(summary: list[dict[str, Any]], title: str = "Evaluation",
     for cat in categories:
         lines.append(f"| {cat} | " + " | ".join(_pct(e["categories"].get(cat)) for e in summary) + " |")
     lines.append("| **overall** | " + " | ".join(_pct(e["overall"]) for e in summary) + " |")
+    lines += _official_section(summary)
     if load_skipped:
-        lines += ["", "## Skipped at load time (media missing)", "", "| reason | records |", "|---|---|"]
+        lines += ["", "## Skipped at load time", "", "| reason | records |", "|---|---|"]
         lines += [f"| {reason} | {count} |" for reason, count in sorted(load_skipped.items())]
+    if load_notes:
+        lines += ["", "## Load notes (records kept)", "", "| note | records |", "|---|---|"]
+        lines += [f"| {_NOTES.get(kind, kind)} | {count} |" for kind, count in sorted(load_notes.items())]
     return "\n".join(lines) + "\n"
+
+
+_NOTES = {"audio_from_video": "audio from the video's own track (no separate wav)",
+          "relabelled_options": "options lettered by position (labels out of order in the file)",
+          "answer_text_mismatch": "answer text names another option than the answer letter (letter used)"}
+
+
+def _official_pct(stats: dict[str, Any] | None) -> str:
+    if not stats or stats.get("accuracy") is None:
+        return "–"
+    return f"{100 * stats['accuracy']:.1f} (n={stats['n']})"
+
+
+def _official_section(summary: list[dict[str, Any]]) -> list[str]:
+    """The benchmark scripts' own scoring of the same replies: overall and per field they break accuracy down by."""
+    entries = [e for e in summary if e.get("official")]
+    if not entries:
+        return []
+    lines = ["", "## Official scoring", "",
+             "Each benchmark's released answer extraction and aggregation applied to the same replies (numbers "
+             "comparable with published ones; see docs/benchmarks.md). n = questions the script counts.", "",
+             "| model | benchmark | modality | scorer | official accuracy | not counted |", "|---|---|---|---|---|---|"]
+    for e in entries:
+        o = e["official"]
+        lines.append(f"| {e['model']} | {e['benchmark']} | {MODALITY_NAMES.get(e['modality'], e['modality'])} | "
+                     f"{o['scorer']} | {_official_pct(o['overall'])} | {o['overall']['not_counted']} |")
+    several_models = len({e["model"] for e in entries}) > 1
+    several_benchmarks = len({e["benchmark"] for e in entries}) > 1
+    labels = [_column_label(e, several_models, several_benchmarks) for e in entries]
+    keys = sorted({(axis, value) for e in entries for axis, values in e["official"]["axes"].items() for value in values})
+    if keys:
+        lines += ["", "| field | value | " + " | ".join(labels) + " |", "|---|---|" + "---|" * len(labels)]
+        for axis, value in keys:
+            cells = [_official_pct(e["official"]["axes"].get(axis, {}).get(value)) for e in entries]
+            lines.append(f"| {axis} | {value} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def plot_accuracy(summary: list[dict[str, Any]], path: str, title: str = "Accuracy") -> str:
@@ -171,7 +214,8 @@ def plot_accuracy(summary: list[dict[str, Any]], path: str, title: str = "Accura
 
 
 def write_report(rows: list[dict[str, Any]], out_dir: str, title: str = "Evaluation",
-                 load_skipped: dict[str, int] | None = None) -> dict[str, str]:
+                 load_skipped: dict[str, int] | None = None,
+                 load_notes: dict[str, int] | None = None) -> dict[str, str]:
     """Write results.jsonl, summary.json, report.md and accuracy.png under `out_dir`; returns their paths."""
     os.makedirs(out_dir, exist_ok=True)
     summary = summarize(rows)
@@ -179,8 +223,9 @@ def write_report(rows: list[dict[str, Any]], out_dir: str, title: str = "Evaluat
              for name in ("results.jsonl", "summary.json", "report.md", "accuracy.png")}
     write_jsonl(paths["results.jsonl"], rows)
     with open(paths["summary.json"], "w", encoding="utf-8") as fh:
-        json.dump({"title": title, "results": _ordered(summary), "load_skipped": load_skipped or {}}, fh, indent=2)
+        json.dump({"title": title, "results": _ordered(summary), "load_skipped": load_skipped or {},
+                   "load_notes": dict(load_notes or {})}, fh, indent=2)
     with open(paths["report.md"], "w", encoding="utf-8") as fh:
-        fh.write(markdown_report(summary, title, load_skipped))
+        fh.write(markdown_report(summary, title, load_skipped, load_notes))
     plot_accuracy(summary, paths["accuracy.png"], title)
     return paths

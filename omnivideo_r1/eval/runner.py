@@ -9,6 +9,7 @@ gathered in the original order; without it the loop runs in one process.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Protocol, Sequence
 
@@ -18,6 +19,8 @@ from ..answers import parse_choice
 from ..media.types import Clip, MediaError
 from ..prompts import question_text
 from ..schema import AVSample
+from .official_prompts import official_prompt
+from .official_scoring import official_score
 
 MODALITIES = ("av", "video", "audio")
 """av: video + its audio; video: the silent-video condition (audio removed); audio: audio only (no frames)."""
@@ -41,6 +44,9 @@ class EvalConfig:
     """True: ask for <time>/<caption>, <thinking>, <answer>; False: ask for the option letter directly."""
     limit: int | None = None
     """Evaluate only the first N samples (before sharding), for smoke runs; None means all."""
+    official_prompt: bool = False
+    """Ask with each benchmark's own prompt template (eval/official_prompts.py) instead of ours; samples of
+    sources without one (our JSONL) keep ours."""
 
     def __post_init__(self) -> None:
         if self.fps <= 0 or self.max_frames < 1 or self.batch_size < 1 or self.max_new_tokens < 1:
@@ -78,13 +84,30 @@ def is_multi_label(sample: AVSample) -> bool:
 
 
 def score_output(sample: AVSample, output: str) -> dict[str, Any]:
-    """Parse one model output with the shared parser and compare with the answer letter(s)."""
+    """Parse one model output with the shared parser and compare with the answer letter(s); also the benchmark
+    script's own reading and score (`official_parsed`, `official_score`; None for our JSONL)."""
+    official = official_score(sample, output)
+    extra = {"official_parsed": official.parsed if official else None,
+             "official_score": official.score if official else None}
     multi = is_multi_label(sample)
     parsed = parse_choice(output, sample.options, multi=multi)
     if parsed is None:
-        return {"parsed": None, "correct": False, "unparseable": True}
+        return {"parsed": None, "correct": False, "unparseable": True, **extra}
     correct = set(parsed) == set(sample.answer) if multi else parsed == sample.answer
-    return {"parsed": parsed, "correct": bool(correct), "unparseable": False}
+    return {"parsed": parsed, "correct": bool(correct), "unparseable": False, **extra}
+
+
+def with_official_prompt(prompt: Any, sample: AVSample, modality: str) -> Any:
+    """`prompt` with its system and user text replaced by the benchmark's own template (unchanged when the sample's
+    source has none). `modality` is what the model actually gets ("video" for an av clip without a track)."""
+    texts = official_prompt(sample, modality)
+    if texts is None:
+        return prompt
+    system, user = texts
+    if dataclasses.is_dataclass(prompt):
+        return dataclasses.replace(prompt, system=system, user_text=user)
+    prompt.system, prompt.user_text = system, user
+    return prompt
 
 
 def load_modality_clip(sample: AVSample, modality: str, cfg: EvalConfig, loader: ClipLoader) -> Clip:
@@ -103,11 +126,14 @@ def load_modality_clip(sample: AVSample, modality: str, cfg: EvalConfig, loader:
     return clip
 
 
-def _base_row(sample: AVSample, modality: str, index: int, reasoning: bool) -> dict[str, Any]:
+def _base_row(sample: AVSample, modality: str, index: int, cfg: EvalConfig) -> dict[str, Any]:
+    official = official_prompt(sample, modality) if cfg.official_prompt else None
     return {"id": sample.id, "benchmark": sample.source, "category": sample.category, "modality": modality,
-            "prompt": question_text(sample, reasoning), "output": None, "parsed": None, "answer": sample.answer,
+            "prompt": official[1] if official else question_text(sample, cfg.reasoning), "output": None, "parsed": None, "answer": sample.answer,
             "correct": False, "unparseable": False, "media_error": None, "has_audio": None,
-            "multi_label": is_multi_label(sample), "modality_needs": sample.modality_needs, "_index": index}
+            "multi_label": is_multi_label(sample), "modality_needs": sample.modality_needs,
+            "groups": dict(sample.extra.get("groups") or {}), "official_parsed": None, "official_score": None,
+            "audio_source": None, "_index": index}
 
 
 def _run_shard(policy: EvalPolicy, indexed: Sequence[tuple[int, AVSample]], modality: str, cfg: EvalConfig,
@@ -131,11 +157,14 @@ def _run_shard(policy: EvalPolicy, indexed: Sequence[tuple[int, AVSample]], moda
             row.update(score_output(sample, text))
 
     for index, sample in indexed:
-        row = _base_row(sample, modality, index, cfg.reasoning)
+        row = _base_row(sample, modality, index, cfg)
         rows.append(row)
         try:
             clip = load_modality_clip(sample, modality, cfg, loader)
             prompt = make_prompt(sample, clip, modality, reasoning=cfg.reasoning)
+            if cfg.official_prompt:
+                heard = modality if modality != "av" or clip.has_audio else "video"
+                prompt = with_official_prompt(prompt, sample, heard)
         except MediaError as exc:
             row["media_error"] = str(exc)
             continue
@@ -143,6 +172,8 @@ def _run_shard(policy: EvalPolicy, indexed: Sequence[tuple[int, AVSample]], moda
         if isinstance(text, str) and text:
             row["prompt"] = text
         row["has_audio"] = clip.has_audio
+        if clip.has_audio:
+            row["audio_source"] = "separate_file" if sample.audio else "video_track"
         key = (clip.has_audio, getattr(prompt, "use_audio_in_video", None))
         pending.setdefault(key, []).append((row, sample, prompt))
         if len(pending[key]) >= cfg.batch_size:
@@ -180,7 +211,9 @@ def evaluate(policy: EvalPolicy, samples: Sequence[AVSample], modality: str, cfg
     """Answer every sample under `modality` and score it; returns one row per question, in sample order.
 
     Row keys: id, benchmark, category, modality, prompt, output, parsed, answer, correct, unparseable,
-    media_error (str or None; such rows count as skipped), has_audio, multi_label, modality_needs. Under `accelerate launch`
+    media_error (str or None; such rows count as skipped), has_audio, multi_label, modality_needs, groups (the
+    fields the benchmark's script aggregates by), official_parsed / official_score (the script's reading and
+    score), audio_source (video_track / separate_file when audio was given). Under `accelerate launch`
     every process returns all rows (gathered) so any rank can write the report.
     """
     if modality not in MODALITIES:

@@ -27,7 +27,7 @@ class PolicyPrompt:
     modality: str
     """Requested input: "av" (frames + audio), "video" (frames only), "audio" (audio only) or "text"."""
     system: str
-    """System turn text."""
+    """System turn text; "" sends no system turn (some benchmarks' own prompts have none)."""
     user_text: str
     """User turn text (question, lettered options, format instruction); media items come before it."""
 
@@ -90,4 +90,5 @@ def conversation(prompt: PolicyPrompt) -> list[dict[str, Any]]:
     if mode == "audio" or (mode == "av" and not prompt.use_audio_in_video):
         content.append({"type": "audio", "audio": prompt.sample.audio or prompt.clip.path})
     content.append({"type": "text", "text": prompt.user_text})
-    return [{"role": "system", "content": prompt.system}, {"role": "user", "content": content}]
+    system = [{"role": "system", "content": prompt.system}] if prompt.system else []
+    return system + [{"role": "user", "content": content}]
