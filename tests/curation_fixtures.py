@@ -108,17 +108,17 @@ def llava_records(media: dict[str, str]) -> tuple[list[dict[str, Any]], dict[str
 
 
 def videovista_records(media: dict[str, str]) -> tuple[list[dict[str, Any]], dict[str, str]]:
-    """VideoVista train records: `Type`, "(A) text" options; one open-ended record (not multiple choice)."""
+    """VideoVista train records: `Type` holds the task name, "(A) text" options; one open-ended record."""
     recs = []
     for i, (q, opts, ans) in enumerate(COUNTING + SOURCE):
-        recs.append({"id": f"vv-{i}", "video": media["good_a" if i % 2 else "good_b"], "Type": "mc_counting",
+        recs.append({"id": f"vv-{i}", "video": media["good_a" if i % 2 else "good_b"], "Type": "Objects Count",
                      "conversations": [{"from": "human", "value": "<video>\nQuestion: " + human(q, opts, "paren")
                                         .replace("<image>\n", "")},
                                        {"from": "gpt", "value": f"({ans}) {opts[ord(ans) - 65]}"}]})
-    recs.append({"id": "vv-open", "video": media["good_a"], "Type": "oe_description",
+    recs.append({"id": "vv-open", "video": media["good_a"], "Type": "Brief Description",
                  "conversations": [{"from": "human", "value": "<video>\nDescribe the clip."},
                                    {"from": "gpt", "value": "A red screen with a beep."}]})
-    return recs, {"vv-open": ("source", "not_multiple_choice")}
+    return recs, {"vv-open-t0": ("source", "not_multiple_choice")}
 
 
 def build_inputs(root: str) -> dict[str, Any]:
@@ -131,7 +131,7 @@ def build_inputs(root: str) -> dict[str, Any]:
         json.dump(llava, fh, indent=1)
     with open(paths["videovista"], "w", encoding="utf-8") as fh:
         json.dump(vista, fh, indent=1)
-    units = sum(max(1, len(r["conversations"]) // 2) if "mc" in r.get("Type", "mc") else 1 for r in llava + vista)
+    units = sum(max(1, len(r["conversations"]) // 2) for r in llava + vista)
     return {"paths": paths, "expected": {**exp_l, **exp_v}, "units": units, "records": len(llava) + len(vista)}
 
 

@@ -75,7 +75,7 @@ def test_sources_split_multiturn_and_reject_without_raising(inputs):
     assert units["llava-noanswer-t0"].sample is None and units["llava-noanswer-t0"].reason == "unparseable_answer"
     vv = {u.uid: u for u in read_source(inputs["paths"]["videovista"])}
     assert vv["vv-0-t0"].sample.options == ["one", "two", "three"] and vv["vv-0-t0"].sample.answer == "C"
-    assert vv["vv-open"].reason == "not_multiple_choice"
+    assert vv["vv-open-t0"].reason == "not_multiple_choice"
 
 
 def test_sources_jsonl_bad_line_is_a_rejection(tmp_path):

@@ -4,7 +4,8 @@
         --config curation_released --judge http --judge-url http://127.0.0.1:8000/v1 --judge-model M \
         balance.min_per_category=20
 
-Inputs: LLaVA-Video-178K multiple-choice JSON, VideoVista JSON, or our JSONL (detected per file).
+Inputs: LLaVA-Video-178K JSON (the subset files as released: mc, oe, cap), VideoVista JSON, or our JSONL (detected
+per file). Each input may have its own media root: --video-root INPUT=DIR (or one DIR for all).
 Outputs under --out: kept.jsonl, rejected.jsonl, report.json, report.md, categories.png, judge_cache/.
 """
 
@@ -25,8 +26,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="judge kind (overrides judge.kind): embedded = offline heuristics")
     parser.add_argument("--judge-url", default=None, help="http judge server root up to /v1")
     parser.add_argument("--judge-model", default=None, help="model name served by the http judge")
-    parser.add_argument("--video-root", default=None, help="folder relative video paths in JSON inputs resolve against")
+    parser.add_argument("--video-root", action="append", default=[], metavar="[INPUT=]DIR",
+                        help="folder relative video paths resolve against: DIR for every input, or INPUT=DIR for "
+                             "one input (repeatable; e.g. --video-root VideoVista_Train.json=/data/vv/videos)")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. rules.min_composite=7")
+
+
+def video_roots(values: list[str], inputs: list[str]) -> tuple[str | None, dict[str, str]]:
+    """(root for every input, {input: its own root}) from the --video-root values.
+
+    "INPUT=DIR" applies to the input given exactly as INPUT; a value whose part before "=" is not an input is a
+    plain folder (paths may contain "=")."""
+    default, per_input = None, {}
+    for value in values:
+        name, sep, folder = value.partition("=")
+        if sep and name in inputs:
+            per_input[name] = folder
+        elif default is None:
+            default = value
+        else:
+            raise ValueError(f"--video-root {value}: a second root for every input; write INPUT=DIR to give one "
+                             f"input its own root (inputs: {inputs})")
+    for folder in [default, *per_input.values()]:
+        if folder is not None and not os.path.isdir(folder):
+            raise ValueError(f"--video-root {folder}: not a folder; give the folder the input's clips are under")
+    return default, per_input
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,14 +59,18 @@ def run(args: argparse.Namespace) -> int:
 
     overrides = list(args.overrides)
     for key, value in (("judge.kind", args.judge), ("judge.url", args.judge_url),
-                       ("judge.model", args.judge_model), ("video_root", args.video_root)):
+                       ("judge.model", args.judge_model)):
         if value is not None:
             overrides.append(f"{key}={value}")
     try:
         cfg = load_config(CurationConfig, args.config, overrides)
-    except ConfigError as exc:
+        default_root, per_input = video_roots(args.video_root, args.input)
+    except (ConfigError, ValueError) as exc:
         print(f"curate: {exc}", file=sys.stderr)
         return 2
+    if default_root is not None:
+        cfg.video_root = default_root
+    cfg.video_roots.update(per_input)
     save_config(cfg, os.path.join(args.out, "config.yaml"))
     try:
         result = run_curation(args.input, args.out, cfg)

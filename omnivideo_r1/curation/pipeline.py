@@ -53,6 +53,9 @@ class CurationConfig:
     """Reject clips without an audio track ("no_audio"): audio-visual training needs sound."""
     video_root: str | None = None
     """Folder that relative video paths in LLaVA-Video/VideoVista JSON resolve against (default: the JSON's folder)."""
+    video_roots: dict[str, str] = field(default_factory=dict)
+    """Per-input media roots, keyed by the input path as given (LLaVA subsets and VideoVista keep clips in different
+    trees); an input not listed uses `video_root`."""
     judge: JudgeSettings = field(default_factory=JudgeSettings)
     """Which judge scores and categorises the samples."""
 
@@ -182,7 +185,10 @@ def run_curation(inputs: list[str], out_dir: str, cfg: CurationConfig, judge: Ju
 
 
 def _run(inputs: list[str], out_dir: str, cfg: CurationConfig, judge: Judge, cached: Any) -> CurationResult:
-    items = read_sources(inputs, cfg.video_root)
+    unknown = sorted(set(cfg.video_roots) - set(inputs))
+    if unknown:
+        raise ValueError(f"video_roots names {unknown}, which are not inputs; inputs are {list(inputs)}")
+    items = read_sources(inputs, cfg.video_root, cfg.video_roots)
     rejected: dict[str, dict[str, Any]] = {}
 
     # Stage "source": records that did not parse into a question.

@@ -3,8 +3,22 @@
 Every unit is either an AVSample or a rejection with a reason: a bad record never stops the run. LLaVA-style records
 (`conversations` of human/gpt turns) are split into one unit per human->gpt pair, like the released
 `split_multiturn_to_singleturn.py`; the unit id is `<record id>-t<turn>` and the original id and turn index go to
-`extra`. VideoVista records carry `Type`; like the released `extract_mc_qa.py`, only types containing "mc" are
-multiple choice, the rest are rejected as "not_multiple_choice".
+`extra`.
+
+Which units are multiple choice:
+  * LLaVA-Video-178K ships one file per subset and type (`*_mc_*`, `*_oe_*`, `*_cap_*`); the file name is the type
+    signal (the released `process_llava_video_178k.py` copies it into `Type`, and `extract_mc_qa.py` keeps types
+    containing "mc"), so every unit of an open-ended or caption file is "not_multiple_choice", and a unit of an mc
+    file without options is "unparseable_options";
+  * VideoVista's `Type` names the task ("Objects Count", "Brief Description"), so it says nothing about the format
+    (the released code never filters VideoVista by it): the record decides: an A/B/... option block is multiple
+    choice, a turn without any option line is "not_multiple_choice", a broken block is "unparseable_options".
+
+Record ids are video keys, shared by a subset's mc, oe and caption files. Ids are made unique over all inputs in a
+way that does not depend on their order: a usable unit keeps `<id>-t<turn>`; a unit rejected at the source that
+collides with it is renamed `<id>-t<turn>@<file name>` (keeping its own reason); two usable units with the same id
+and the same content are one question given twice ("duplicate_id" for the later ones), with different content both
+are renamed after their files.
 """
 
 from __future__ import annotations
@@ -15,6 +29,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..answers import option_label
 from ..schema import LETTERS, AVSample, SchemaError, iter_json_lines, sample_from_dict
 
 LLAVA = "llava-video-178k"
@@ -22,8 +37,6 @@ VIDEOVISTA = "videovista"
 JSONL = "jsonl"
 FORMATS = (LLAVA, VIDEOVISTA, JSONL)
 
-# "A. text", "(A) text", "A) text", "A: text", "A text" is too loose (questions start with "A man ...").
-_OPTION_RE = re.compile(r"^\s*(?:\(([A-Z])\)|([A-Z])[.):])\s*(.*\S)?\s*$")
 _MEDIA_TAG_RE = re.compile(r"<(?:image|video|audio)>", re.I)
 # Instruction lines appended by the dataset builders; they are prompt boilerplate, not the question.
 _INSTRUCTION_RE = re.compile(
@@ -66,16 +79,15 @@ def parse_mc_prompt(text: str) -> tuple[str, list[str]] | None:
     question_lines: list[str] = []
     options: list[str] = []
     for line in lines:
-        m = _OPTION_RE.match(line)
-        letter = (m.group(1) or m.group(2)) if m else None
-        if m and letter == LETTERS[len(options)]:
-            options.append((m.group(3) or "").strip())
+        # Per line only delimited labels count ("A man walks in" is a question, not option A).
+        label = option_label(line)
+        if label and label[0] == LETTERS[len(options)]:
+            options.append(label[1])
             continue
         if options:
             # Anything after the option block is instructions (or a wrapped option line: then the block is broken).
-            if line.strip() and not _INSTRUCTION_RE.match(line):
-                if _OPTION_RE.match(line):
-                    return None
+            if line.strip() and not _INSTRUCTION_RE.match(line) and label:
+                return None
             continue
         if line.strip() and not _INSTRUCTION_RE.match(line):
             question_lines.append(re.sub(r"^\s*question\s*:\s*", "", line.strip(), flags=re.I))
@@ -108,8 +120,28 @@ def _turn_pairs(conversations: Any) -> list[tuple[str, str]] | None:
     return pairs or None
 
 
-def conversation_units(record: Any, where: str, source: str, video_root: str) -> list[SourceItem]:
-    """Units of one LLaVA-Video-178K / VideoVista record (one per human->gpt turn)."""
+def has_option_lines(text: str) -> bool:
+    """Whether a human turn has any line that looks like a labelled option ("A. x", "(B) y")."""
+    return any(option_label(line) for line in _MEDIA_TAG_RE.sub("", text or "").splitlines())
+
+
+def type_kind(name: str | None) -> str | None:
+    """"mc", "oe" or "cap" from a LLaVA-Video-178K file name or released `Type` ("0_30_s_academic_oe_v0_1_qa_
+    processed" -> "oe"); None when the name carries no type."""
+    tokens = set(re.split(r"[_\-.\s/]+", (name or "").lower()))
+    for kind in ("mc", "oe", "cap"):
+        if kind in tokens:
+            return kind
+    return None
+
+
+def conversation_units(record: Any, where: str, source: str, video_root: str,
+                       kind: str | None = None) -> list[SourceItem]:
+    """Units of one LLaVA-Video-178K / VideoVista record (one per human->gpt turn).
+
+    `kind` is the input file's type ("mc", "oe", "cap" or None, see `type_kind`); a LLaVA record's own `Type`
+    (files processed by the released scripts) overrides it. VideoVista's `Type` is a task name and is ignored here.
+    """
     from ..answers import parse_choice
 
     rid = str(record.get("id")) if isinstance(record, dict) and record.get("id") is not None else where
@@ -121,9 +153,8 @@ def conversation_units(record: Any, where: str, source: str, video_root: str) ->
         video = video[0]
     if not isinstance(video, str) or not video:
         return [_reject(base, "no_video", f"{where}: record {rid} has no 'video' path string")]
-    rtype = record.get("Type")
-    if source == VIDEOVISTA and isinstance(rtype, str) and "mc" not in rtype.lower():
-        return [_reject(base, "not_multiple_choice", f"{where}: Type {rtype!r} is not multiple choice")]
+    if source == LLAVA and isinstance(record.get("Type"), str):
+        kind = "mc" if "mc" in record["Type"] else (type_kind(record["Type"]) or "oe")
     pairs = _turn_pairs(record.get("conversations"))
     if pairs is None:
         return [_reject(base, "bad_conversations",
@@ -132,9 +163,16 @@ def conversation_units(record: Any, where: str, source: str, video_root: str) ->
     units = []
     for turn, (human, gpt) in enumerate(pairs):
         ubase = dict(uid=f"{rid}-t{turn}", source=source, record_id=rid, turn=turn, where=where)
+        if kind in ("oe", "cap"):
+            units.append(_reject(ubase, "not_multiple_choice",
+                                 f"{where} turn {turn}: from an {'open-ended' if kind == 'oe' else 'caption'} file"))
+            continue
         parsed = parse_mc_prompt(human)
         if parsed is None:
-            units.append(_reject(ubase, "unparseable_options", f"{where} turn {turn}: no A./B./... option block"))
+            if kind != "mc" and not has_option_lines(human):
+                units.append(_reject(ubase, "not_multiple_choice", f"{where} turn {turn}: no options (open question)"))
+            else:
+                units.append(_reject(ubase, "unparseable_options", f"{where} turn {turn}: no A./B./... option block"))
             continue
         question, options = parsed
         if not question:
@@ -194,36 +232,72 @@ def read_source(path: str, fmt: str = "auto", video_root: str | None = None) -> 
     """
     if not os.path.isfile(path):
         raise ValueError(f"{path}: input file not found; pass an existing JSON/JSONL file to --input")
-    fmt = detect_format(path) if fmt == "auto" else fmt
+    if video_root is not None and not os.path.isdir(video_root):
+        raise ValueError(f"{path}: video root {video_root} is not a folder; give the folder its clips are under")
+    try:
+        fmt = detect_format(path) if fmt == "auto" else fmt
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text (offset {exc.start}); expected a JSON list of records "
+                         "(LLaVA-Video-178K / VideoVista) or our JSONL") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); expected a list of records") \
+            from None
     if fmt not in FORMATS:
         raise ValueError(f"{path}: unknown format {fmt!r}; use one of {FORMATS} or 'auto'")
     if fmt == JSONL:
         return jsonl_units(path)
     root = video_root or os.path.dirname(os.path.abspath(path))
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); expected a list of records") from None
+    with open(path, encoding="utf-8") as fh:
+        data = json.load(fh)
     if not isinstance(data, list):
         raise ValueError(f"{path}: expected a JSON list of records")
+    kind = type_kind(os.path.basename(path))
     units: list[SourceItem] = []
     for i, record in enumerate(data):
-        units.extend(conversation_units(record, f"{path}:{i}", fmt, root))
+        units.extend(conversation_units(record, f"{path}:{i}", fmt, root, kind))
     return units
 
 
-def read_sources(paths: list[str], video_root: str | None = None) -> list[SourceItem]:
-    """Units of all inputs in order; a repeated unit id is rejected ("duplicate_id") so ids stay unique."""
-    seen: set[str] = set()
+def _content(item: SourceItem) -> tuple:
+    s = item.sample
+    return (s.video, s.question, tuple(s.options), s.answer) if s is not None else ()
+
+
+def read_sources(paths: list[str], video_root: str | None = None,
+                 video_roots: dict[str, str] | None = None) -> list[SourceItem]:
+    """Units of all inputs in order, with ids unique over all of them whatever the order of `paths`.
+
+    `video_roots` maps an input path to its own media root (else `video_root`, else the file's folder).
+    """
     out: list[SourceItem] = []
+    roots = video_roots or {}
     for path in paths:
-        for item in read_source(path, video_root=video_root):
-            if item.uid in seen:
-                item = SourceItem(f"{item.uid}@{item.where}", item.source, item.record_id, item.turn, item.where,
-                                  reason="duplicate_id", detail=f"{item.where}: id {item.uid} already seen")
-                if item.uid in seen:  # the same file given twice: keep the rejection ids unique too
-                    item.uid = f"{item.uid}#{len(out)}"
-            seen.add(item.uid)
-            out.append(item)
+        out.extend(read_source(path, video_root=roots.get(path, video_root)))
+    groups: dict[str, list[int]] = {}
+    for i, item in enumerate(out):
+        groups.setdefault(item.uid, []).append(i)
+    taken = {uid for uid, members in groups.items() if len(members) == 1}
+    for uid, members in groups.items():
+        if len(members) == 1:
+            continue
+        usable = [i for i in members if out[i].sample is not None]
+        contents = {_content(out[i]) for i in usable}
+        keeper = usable[0] if len(contents) == 1 else None  # one question (maybe given twice) keeps the plain id
+        for i in members:
+            item = out[i]
+            if i == keeper:
+                taken.add(uid)
+                continue
+            new = f"{uid}@{os.path.basename(item.where.rsplit(':', 1)[0])}"
+            n = 2
+            while new in taken or new in groups:
+                new, n = f"{uid}@{os.path.basename(item.where.rsplit(':', 1)[0])}#{n}", n + 1
+            taken.add(new)
+            if keeper is not None and item.sample is not None:
+                out[i] = SourceItem(new, item.source, item.record_id, item.turn, item.where, reason="duplicate_id",
+                                    detail=f"{item.where}: the same question as {out[keeper].where} (id {uid})")
+                continue
+            item.uid = new
+            if item.sample is not None:
+                item.sample.id = new
     return out
