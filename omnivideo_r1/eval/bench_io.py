@@ -172,11 +172,12 @@ def require(record: Any, keys: tuple[str, ...], where: str) -> None:
 # ---------------------------------------------------------------------------------------------------- fields
 
 
-def options_of(options: Any, where: str, report: LoadReport | None = None) -> list[str]:
+def options_of(options: Any, where: str, notes: list[str] | None = None) -> list[str]:
     """Option texts without their letter labels; the position is the letter (as every official scorer reads it).
 
-    Lists labelled out of letter order (OmniVideoBench has A, B, A, B) are kept and counted as
-    `relabelled_options`; "A The girl ..." (letter, space, text on every option) is stripped like "A. The girl".
+    Lists labelled out of letter order (OmniVideoBench has A, B, A, B) are kept, with the note
+    `relabelled_options` appended to `notes`; "A The girl ..." (letter, space, text on every option) is stripped
+    like "A. The girl".
     """
     if hasattr(options, "tolist"):  # parquet list columns may arrive as numpy arrays
         options = options.tolist()
@@ -188,8 +189,8 @@ def options_of(options: Any, where: str, report: LoadReport | None = None) -> li
     for i, text in enumerate(labels.texts):
         if not text:
             raise BenchmarkFormatError(f"{where}: option {LETTERS[i]} is empty ({options[i]!r})")
-    if labels.status == "relabelled" and report is not None:
-        report.note("relabelled_options")
+    if labels.status == "relabelled" and notes is not None:
+        notes.append("relabelled_options")
     return labels.texts
 
 
@@ -247,7 +248,9 @@ def first_existing(candidates: list[str]) -> str:
 
 
 def keep(sample: AVSample, report: LoadReport | None) -> bool:
-    """True if the sample's media exists; otherwise count the skip (or fail loudly when nobody counts)."""
+    """True if the sample's media exists; otherwise count the skip (or fail loudly when nobody counts).
+
+    A kept sample's `extra["load_notes"]` are counted into the report's notes."""
     for path in [sample.video] + ([sample.audio] if sample.audio else []):
         problem = media_problem(path)
         if problem:
@@ -255,4 +258,7 @@ def keep(sample: AVSample, report: LoadReport | None) -> bool:
                 raise FileNotFoundError(f"{path}: {problem.replace('_', ' ')} for record {sample.id}")
             report.add(sample.id, problem, f"{path}")
             return False
+    if report is not None:
+        for kind in sample.extra.get("load_notes", ()):
+            report.note(kind)
     return True

@@ -31,12 +31,12 @@ def load_daily_omni(path: str, skipped: LoadReport | None = None) -> list[AVSamp
     errors, out = RecordErrors(skipped, ann), []
     for i, rec in enumerate(records):
         errors.seen += 1
-        where = f"{ann} record {i}"
+        where, notes = f"{ann} record {i}", []
         try:
             require(rec, ("Question", "Choice", "Answer", "video_id"), where)
             vid = str(rec["video_id"])
             where = f"{where} (video_id {vid})"
-            options = options_of(rec["Choice"], where, skipped)
+            options = options_of(rec["Choice"], where, notes)
             answer = check_letter(rec["Answer"], len(options), where)
         except BenchmarkFormatError as exc:
             errors.skip(f"daily-omni-{i:04d}", exc)
@@ -44,8 +44,8 @@ def load_daily_omni(path: str, skipped: LoadReport | None = None) -> list[AVSamp
         folder = os.path.join(root, "Videos", vid)
         wav = os.path.join(folder, f"{vid}_audio.wav")
         has_wav = os.path.isfile(wav) and os.path.getsize(wav) > 0
-        if not has_wav and skipped is not None:
-            skipped.note("audio_from_video")
+        if not has_wav:
+            notes.append("audio_from_video")
         groups = {k: str(rec[k]) for k in ("Type", "video_category", "video_duration") if rec.get(k)}
         sample = AVSample(
             id=f"daily-omni-{i:04d}-{vid}", video=os.path.join(folder, f"{vid}_video.mp4"),
@@ -53,6 +53,7 @@ def load_daily_omni(path: str, skipped: LoadReport | None = None) -> list[AVSamp
             category=str(rec.get("Type") or "uncategorized"), modality_needs="both",
             duration=duration_seconds(rec.get("video_duration")), source="daily-omni",
             extra={"index": i, "video_id": vid, "raw_options": list(rec["Choice"]), "groups": groups,
+                   "load_notes": notes,
                    "audio_source": "wav" if has_wav else "video",
                    **{k: rec[k] for k in ("content_parent_category", "content_fine_category", "video_category",
                                           "video_duration") if k in rec}})
@@ -83,10 +84,10 @@ def load_worldsense(path: str, skipped: LoadReport | None = None) -> list[AVSamp
         video = first_existing([os.path.join(root, "videos", f"{vid}.mp4"), os.path.join(root, f"{vid}.mp4")])
         for key in tasks:
             errors.seen += 1
-            rec, rwhere = entry[key], f"{where} {key}"
+            rec, rwhere, notes = entry[key], f"{where} {key}", []
             try:
                 require(rec, ("question", "candidates", "answer"), rwhere)
-                options = options_of(rec["candidates"], rwhere, skipped)
+                options = options_of(rec["candidates"], rwhere, notes)
                 answer = check_letter(rec["answer"], len(options), rwhere)
             except BenchmarkFormatError as exc:
                 errors.skip(f"worldsense-{vid}-{key}", exc)
@@ -106,6 +107,7 @@ def load_worldsense(path: str, skipped: LoadReport | None = None) -> list[AVSamp
                 extra={"video_id": vid, "task": key, "task_domain": rec.get("task_domain"),
                        "duration": entry.get("duration"), "domain": entry.get("domain"),
                        "audio_class": entry.get("audio_class"), "raw_options": list(rec["candidates"]),
+                       "load_notes": notes,
                        "groups": {k: v for k, v in groups.items() if v}})
             if keep(sample, skipped):
                 out.append(sample)
@@ -137,18 +139,17 @@ def load_omnivideobench(path: str, skipped: LoadReport | None = None) -> list[AV
         video = first_existing([os.path.join(root, d, name) for d in ("videos", "video")] + [os.path.join(root, name)])
         for j, rec in enumerate(questions):
             errors.seen += 1
-            qwhere = f"{where} question {j}"
+            qwhere, notes = f"{where} question {j}", []
             try:
                 require(rec, ("question", "options", "correct_option"), qwhere)
-                options = options_of(rec["options"], qwhere, skipped)
+                options = options_of(rec["options"], qwhere, notes)
                 answer = check_letter(rec["correct_option"], len(options), qwhere)
             except BenchmarkFormatError as exc:
                 errors.skip(f"omnivideobench-{vid}-q{j}", exc)
                 continue
             text = rec.get("answer")
-            if isinstance(text, str) and skipped is not None and \
-                    normalize_text(text) != normalize_text(options[LETTERS.index(answer)]):
-                skipped.note("answer_text_mismatch")
+            if isinstance(text, str) and normalize_text(text) != normalize_text(options[LETTERS.index(answer)]):
+                notes.append("answer_text_mismatch")
             groups = {k: str(rec[k]) for k in ("question_type", "audio_type") if rec.get(k)}
             sample = AVSample(
                 id=f"omnivideobench-{vid}-q{j}", video=video, question=str(rec["question"]).strip(),
@@ -156,7 +157,7 @@ def load_omnivideobench(path: str, skipped: LoadReport | None = None) -> list[AV
                 modality_needs="both", duration=duration_seconds(entry.get("duration")), source="omnivideobench",
                 extra={"video_id": vid, "question_index": j, "video_type": entry.get("video_type"),
                        "audio_type": rec.get("audio_type"), "answer_text": text,
-                       "raw_options": list(rec["options"]), "groups": groups})
+                       "raw_options": list(rec["options"]), "groups": groups, "load_notes": notes})
             if keep(sample, skipped):
                 out.append(sample)
     return errors.finish(out)
@@ -180,7 +181,7 @@ def load_intentbench(path: str, skipped: LoadReport | None = None) -> list[AVSam
         errors.seen += 1
         where = f"{ann} record {i}"
         try:
-            sample = _intent_sample(rec, i, where, root, skipped)
+            sample = _intent_sample(rec, i, where, root)
         except BenchmarkFormatError as exc:
             errors.skip(f"intentbench-{i:04d}", exc)
             continue
@@ -189,7 +190,7 @@ def load_intentbench(path: str, skipped: LoadReport | None = None) -> list[AVSam
     return errors.finish(out)
 
 
-def _intent_sample(rec: object, i: int, where: str, root: str, report: LoadReport | None) -> AVSample:
+def _intent_sample(rec: object, i: int, where: str, root: str) -> AVSample:
     require(rec, ("problem", "problem_type", "solution"), where)
     assert isinstance(rec, dict)
     rel = rec.get("video") or rec.get("path")
@@ -201,16 +202,16 @@ def _intent_sample(rec: object, i: int, where: str, root: str, report: LoadRepor
     gold = extract_answer_block(str(rec["solution"]))
     if gold is None or not gold.strip():
         raise BenchmarkFormatError(f"{where}: solution {rec['solution']!r} is not of the form <answer>X</answer>")
-    gold = gold.strip()
+    gold, notes = gold.strip(), []
     if ptype == "judge":
-        options = options_of(rec["options"], where, report) if rec.get("options") else ["yes", "no"]
+        options = options_of(rec["options"], where, notes) if rec.get("options") else ["yes", "no"]
         lowered = [o.lower().rstrip(".") for o in options]
         answer = LETTERS[lowered.index(gold.lower())] if gold.lower() in lowered else \
             check_letter(gold, len(options), where)
     else:
         if not rec.get("options"):
             raise BenchmarkFormatError(f"{where}: a {ptype!r} question needs an 'options' list")
-        options = options_of(rec["options"], where, report)
+        options = options_of(rec["options"], where, notes)
         answer = check_letter(gold, len(options), where, multi=ptype == "emer_ov_mc")
     video = rel if os.path.isabs(rel) else first_existing(
         [os.path.normpath(os.path.join(root, rel)), os.path.normpath(os.path.join(root, "videos", rel))])
@@ -221,4 +222,4 @@ def _intent_sample(rec: object, i: int, where: str, root: str, report: LoadRepor
         extra={"index": i, "original_id": str(rec.get("problem_id", rec.get("id", i))), "problem_type": ptype,
                "path": rel, "multi_label": ptype == "emer_ov_mc", "solution": str(rec["solution"]),
                "data_type": str(rec.get("data_type") or "video"), "raw_options": list(rec.get("options") or []),
-               "groups": {"Type": category, "problem_type": ptype}})
+               "groups": {"Type": category, "problem_type": ptype}, "load_notes": notes})

@@ -1,6 +1,7 @@
 """Loaders of the video benchmarks and of our own JSONL (see docs/benchmarks.md):
 
-    video-holmes    test_Video-Holmes.json                 videos/<video ID>.mp4
+    video-holmes    test_Video-Holmes.json                 videos/<video ID>.mp4 (evaluate.py) or videos_cropped/
+                                                           (what lmms-eval finds in the HF videos.zip)
     video-mme       videomme/test-00000-of-00001.parquet   data/<videoID>.mp4 (.MP4/.mkv as lmms-eval accepts;
                     (or a JSON export)                      also videos/ or the root)
     synthetic       samples.jsonl                          our schema, media relative to the file
@@ -24,7 +25,7 @@ def load_video_holmes(path: str, skipped: LoadReport | None = None) -> list[AVSa
     errors, out = RecordErrors(skipped, ann), []
     for i, rec in enumerate(records):
         errors.seen += 1
-        where = f"{ann} record {i}"
+        where, notes = f"{ann} record {i}", []
         try:
             require(rec, ("video ID", "Question", "Options", "Answer"), where)
             vid, qid = str(rec["video ID"]), str(rec.get("Question ID", i))
@@ -33,17 +34,20 @@ def load_video_holmes(path: str, skipped: LoadReport | None = None) -> list[AVSa
             if not isinstance(opts, dict) or sorted(opts) != list(LETTERS[: len(opts)]):
                 raise BenchmarkFormatError(f"{where}: Options must be an object keyed A, B, C, ... (got {opts!r})")
             raw = [str(opts[k]) for k in sorted(opts)]
-            options = options_of(raw, where, skipped)
+            options = options_of(raw, where, notes)
             answer = check_letter(rec["Answer"], len(options), where)
         except BenchmarkFormatError as exc:
             errors.skip(f"video-holmes-{i}", exc)
             continue
         qtype = str(rec.get("Question Type") or "uncategorized")
         sample = AVSample(
-            id=f"video-holmes-{vid}-{qid}", video=os.path.join(root, "videos", f"{vid}.mp4"),
+            id=f"video-holmes-{vid}-{qid}", video=first_existing(
+                [os.path.join(root, d, f"{vid}{ext}") for d in ("videos", "videos_cropped")
+                 for ext in (".mp4", ".MP4", ".mkv", ".webm")]),
             question=str(rec["Question"]).strip(), options=options, answer=answer, category=qtype,
             modality_needs="both", source="video-holmes",
-            extra={"video_id": vid, "question_id": qid, "raw_options": raw, "groups": {"Question Type": qtype}})
+            extra={"video_id": vid, "question_id": qid, "raw_options": raw, "groups": {"Question Type": qtype},
+                   "load_notes": notes})
         if keep(sample, skipped):
             out.append(sample)
     return errors.finish(out)
@@ -77,6 +81,7 @@ def load_videomme(path: str, skipped: LoadReport | None = None) -> list[AVSample
     errors, out = RecordErrors(skipped, ann), []
     for k, (video_fields, rec, where) in enumerate(_videomme_rows(read_annotation(ann, _VIDEOMME_EXPECTED), ann)):
         errors.seen += 1
+        notes: list[str] = []
         try:
             require(rec, ("question", "options", "answer"), where)
             if not isinstance(video_fields, dict) or not (video_fields.get("videoID") or video_fields.get("video_id")):
@@ -84,7 +89,7 @@ def load_videomme(path: str, skipped: LoadReport | None = None) -> list[AVSample
             name = str(video_fields.get("videoID") or video_fields.get("video_id"))
             qid = str(rec.get("question_id") or where.rsplit(" ", 1)[-1])
             where = f"{where} (question_id {qid})"
-            options = options_of(rec["options"], where, skipped)
+            options = options_of(rec["options"], where, notes)
             answer = check_letter(rec["answer"], len(options), where)
         except BenchmarkFormatError as exc:
             errors.skip(f"videomme-question-{k}", exc)
@@ -100,7 +105,7 @@ def load_videomme(path: str, skipped: LoadReport | None = None) -> list[AVSample
             category=str(rec.get("task_type") or "uncategorized"), modality_needs="video", source="video-mme",
             extra={"question_id": qid, "video_id": name, "duration": video_fields.get("duration"),
                    "domain": video_fields.get("domain"), "sub_category": video_fields.get("sub_category"),
-                   "raw_options": raw, "groups": groups})
+                   "raw_options": raw, "groups": groups, "load_notes": notes})
         if keep(sample, skipped):
             out.append(sample)
     return errors.finish(out)

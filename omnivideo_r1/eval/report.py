@@ -131,14 +131,14 @@ def markdown_report(summary: list[dict[str, Any]], title: str = "Evaluation",
         lines += ["", "## Skipped at load time", "", "| reason | records |", "|---|---|"]
         lines += [f"| {reason} | {count} |" for reason, count in sorted(load_skipped.items())]
     if load_notes:
-        lines += ["", "## Load notes (records kept)", "", "| note | records |", "|---|---|"]
+        lines += ["", "## Load notes (questions kept)", "", "| note | records |", "|---|---|"]
         lines += [f"| {_NOTES.get(kind, kind)} | {count} |" for kind, count in sorted(load_notes.items())]
     return "\n".join(lines) + "\n"
 
 
 _NOTES = {"audio_from_video": "audio from the video's own track (no separate wav)",
           "relabelled_options": "options lettered by position (labels out of order in the file)",
-          "answer_text_mismatch": "answer text names another option than the answer letter (letter used)"}
+          "answer_text_mismatch": "answer text differs from the option the answer letter names (letter used)"}
 
 
 def _official_pct(stats: dict[str, Any] | None) -> str:
