@@ -20,6 +20,9 @@ Tiers, in order:
      pronoun "I" when a lower-case word follows.
   7. the text of an option (case and punctuation insensitive): exact match, or the only option contained in it.
 Letters outside the options' range are never accepted.
+
+The same module holds the one grammar of option labels ("A. x", "(B) y", and list-wide "A x"): `option_label` and
+`strip_option_labels`, used by the benchmark loaders and the curation sources.
 """
 
 from __future__ import annotations

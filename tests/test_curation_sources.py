@@ -166,3 +166,6 @@ def test_unreadable_input_is_one_line(tmp_path):
     bad.write_bytes(b"\xff\xfe binary")
     with pytest.raises(ValueError, match=r"qa_processed.json: not UTF-8 text \(offset 0\); expected a JSON list"):
         read_source(str(bad))
+    (tmp_path / "samples.jsonl").write_bytes(b'{"id": 1}\n\xff\n')
+    with pytest.raises(ValueError, match=r"samples.jsonl: not UTF-8 text \(offset \d+\); expected our JSONL"):
+        read_source(str(tmp_path / "samples.jsonl"))

@@ -213,16 +213,35 @@ def jsonl_units(path: str) -> list[SourceItem]:
     return units
 
 
-def detect_format(path: str) -> str:
-    """jsonl by extension; for a JSON list: videovista when records carry `Type`, else llava-video-178k."""
-    if path.endswith(".jsonl"):
-        return JSONL
-    with open(path, encoding="utf-8") as fh:
-        data = json.load(fh)
+def _load_json(path: str) -> Any:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text (offset {exc.start}); expected a JSON list of records "
+                         "(LLaVA-Video-178K / VideoVista) or our JSONL") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); expected a list of records") \
+            from None
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read it ({exc.strerror}); pass a readable JSON/JSONL file") from None
+
+
+def _format_of(path: str, data: Any) -> str:
     if not isinstance(data, list):
         raise ValueError(f"{path}: expected a JSON list of records (LLaVA-Video-178K / VideoVista) or a .jsonl file")
+    if type_kind(os.path.basename(path)):  # a LLaVA-Video-178K subset file (*_mc_*, *_oe_*, *_cap_*)
+        return LLAVA
     head = [r for r in data[:50] if isinstance(r, dict)]
     return VIDEOVISTA if any("Type" in r for r in head) else LLAVA
+
+
+def detect_format(path: str) -> str:
+    """jsonl by extension; LLaVA-Video-178K for its subset files (mc/oe/cap in the name); otherwise a JSON list
+    whose records carry `Type` is VideoVista, else LLaVA-Video-178K."""
+    if path.endswith(".jsonl"):
+        return JSONL
+    return _format_of(path, _load_json(path))
 
 
 def read_source(path: str, fmt: str = "auto", video_root: str | None = None) -> list[SourceItem]:
@@ -234,23 +253,19 @@ def read_source(path: str, fmt: str = "auto", video_root: str | None = None) -> 
         raise ValueError(f"{path}: input file not found; pass an existing JSON/JSONL file to --input")
     if video_root is not None and not os.path.isdir(video_root):
         raise ValueError(f"{path}: video root {video_root} is not a folder; give the folder its clips are under")
-    try:
-        fmt = detect_format(path) if fmt == "auto" else fmt
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{path}: not UTF-8 text (offset {exc.start}); expected a JSON list of records "
-                         "(LLaVA-Video-178K / VideoVista) or our JSONL") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); expected a list of records") \
-            from None
-    if fmt not in FORMATS:
+    if fmt not in (*FORMATS, "auto"):
         raise ValueError(f"{path}: unknown format {fmt!r}; use one of {FORMATS} or 'auto'")
-    if fmt == JSONL:
-        return jsonl_units(path)
-    root = video_root or os.path.dirname(os.path.abspath(path))
-    with open(path, encoding="utf-8") as fh:
-        data = json.load(fh)
+    if fmt == JSONL or (fmt == "auto" and path.endswith(".jsonl")):
+        try:
+            return jsonl_units(path)
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{path}: not UTF-8 text (offset {exc.start}); expected our JSONL samples, one JSON "
+                             "object per line") from None
+    data = _load_json(path)
+    fmt = _format_of(path, data) if fmt == "auto" else fmt
     if not isinstance(data, list):
         raise ValueError(f"{path}: expected a JSON list of records")
+    root = video_root or os.path.dirname(os.path.abspath(path))
     kind = type_kind(os.path.basename(path))
     units: list[SourceItem] = []
     for i, record in enumerate(data):

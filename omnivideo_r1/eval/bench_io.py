@@ -115,8 +115,11 @@ def read_annotation(path: str, expected: str) -> Any:
 
     `expected` describes the official file in error messages ("Video-MME's test parquet or a JSON list ...").
     """
-    with open(path, "rb") as fh:
-        raw = fh.read()
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except OSError as exc:
+        raise BenchmarkFormatError(f"{path}: cannot read it ({exc.strerror}); expected {expected}") from None
     if raw[:4] == b"PAR1":
         return _read_parquet(path, expected)
     if path.endswith(".parquet"):
