@@ -10,23 +10,19 @@ for containers that do not start at 0 (MPEG-TS).
 
 from __future__ import annotations
 
-import math
 import os
 import warnings
 from dataclasses import dataclass
 
 import av
 import numpy as np
-from PIL import Image
 
+from omnivideo_r1.media.container import open_media, stream_fps, time_origin
+from omnivideo_r1.media.frames import SEEK_MIN_S, TRUNCATION_TOL_S, pick_frames
 from omnivideo_r1.media.types import AUDIO_SAMPLE_RATE, Clip, MediaError
 
-SEEK_MIN_S = 1.0
-"""Windows starting later than this seek (to the keyframe before `start`) instead of decoding from 0."""
 AUDIO_SEEK_MARGIN_S = 0.5
 """Audio seeks this far before `start`: audio frames carry a codec delay, so we land before and cut exactly."""
-TRUNCATION_TOL_S = 0.25
-"""Decoding that stops this much before the declared end means a truncated file (tracks differ by a few ms)."""
 AUDIO_GAP_TOL_S = 0.1
 """Audio frame timestamps that jump by more than this are a real gap (filled with silence), not jitter."""
 
@@ -41,26 +37,8 @@ class _Info:
     audio: av.audio.stream.AudioStream | None
 
 
-def _check_file(path: str) -> None:
-    if not os.path.exists(path):
-        raise MediaError(f"{path}: file not found; check the path (relative paths resolve against the JSONL folder)")
-    if os.path.isdir(path):
-        raise MediaError(f"{path}: is a directory, not a media file; point the sample at the clip file")
-    if os.path.getsize(path) == 0:
-        raise MediaError(f"{path}: file is empty (0 bytes); re-download or re-encode the clip")
-
-
-def _open(path: str) -> av.container.InputContainer:
-    _check_file(path)
-    try:
-        return av.open(path, "r")
-    except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
-        raise MediaError(f"{path}: not a readable media file ({exc}); re-encode it with ffmpeg or drop the sample") \
-            from exc
-
-
 def _info(container: av.container.InputContainer) -> _Info:
-    origin = container.start_time / 1e6 if container.start_time is not None else 0.0
+    origin = time_origin(container)
     duration = container.duration / 1e6 if container.duration is not None else None
     video = container.streams.video[0] if container.streams.video else None
     audio = container.streams.audio[0] if container.streams.audio else None
@@ -73,8 +51,8 @@ def _info(container: av.container.InputContainer) -> _Info:
 
 def _demux_end(path: str, stream_type: str) -> tuple[float | None, int]:
     """(end time, packet count) of the first stream of a type by reading packets (no decoding)."""
-    with _open(path) as container:
-        origin = container.start_time / 1e6 if container.start_time is not None else 0.0
+    with open_media(path) as container:
+        origin = time_origin(container)
         streams = container.streams.video if stream_type == "video" else container.streams.audio
         stream = streams[0]
         end, count = None, 0
@@ -92,7 +70,7 @@ def _demux_end(path: str, stream_type: str) -> tuple[float | None, int]:
 
 def _decoded_audio_seconds(path: str) -> float | None:
     """Seconds of audio by decoding, for containers whose packets carry no durations."""
-    with _open(path) as container:
+    with open_media(path) as container:
         total = 0.0
         try:
             for frame in container.decode(container.streams.audio[0]):
@@ -102,11 +80,6 @@ def _decoded_audio_seconds(path: str) -> float | None:
         return total or None
 
 
-def _fps(stream) -> float | None:
-    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-    return float(rate) if rate else None
-
-
 def probe_media(path: str) -> dict:
     """Describe a media file: duration (s), video codec/size/fps/frames and audio codec/rate/channels/seconds.
 
@@ -114,7 +87,7 @@ def probe_media(path: str) -> dict:
     (and, if packets lack durations too, decode the audio).
     """
     path = os.fspath(path)
-    with _open(path) as container:
+    with open_media(path) as container:
         info = _info(container)
         if info.video is None and info.audio is None:
             raise MediaError(f"{path}: no video or audio stream; this is not a usable clip, drop the sample")
@@ -122,7 +95,7 @@ def probe_media(path: str) -> dict:
         v, a = info.video, info.audio
         if v is not None:
             video = {"codec": v.codec_context.name, "width": v.codec_context.width,
-                     "height": v.codec_context.height, "fps": _fps(v), "frames": v.frames or None}
+                     "height": v.codec_context.height, "fps": stream_fps(v), "frames": v.frames or None}
         if a is not None:
             seconds = float(a.duration * a.time_base) if a.duration is not None and a.time_base else None
             audio = {"codec": a.codec_context.name, "sample_rate": a.codec_context.sample_rate,
@@ -152,71 +125,14 @@ def target_times(start: float, end: float, fps: float, min_frames: int = 1, max_
     return start + np.arange(n, dtype=np.float64) * ((end - start) / n)
 
 
-def _resize(rgb_HWC: np.ndarray, max_pixels: int | None) -> np.ndarray:
-    h, w = rgb_HWC.shape[:2]
-    if max_pixels is None or h * w <= max_pixels:
-        return rgb_HWC
-    scale = math.sqrt(max_pixels / (h * w))
-    # Even sizes: video encoders and Qwen's 2x2 patch merge both want them.
-    nh, nw = max(2, int(h * scale) // 2 * 2), max(2, int(w * scale) // 2 * 2)
-    return np.asarray(Image.fromarray(rgb_HWC).resize((nw, nh), Image.BICUBIC))
-
-
-def _decode_video(path: str, start: float, end: float, times: np.ndarray, max_pixels: int | None
-                  ) -> tuple[list[np.ndarray], list[float], float | None, str | None]:
-    """Pick, for each target time, the last frame with pts <= t. Returns (frames, pts, decoded end, error)."""
-    for seek in ((True, False) if start > SEEK_MIN_S else (False,)):
-        with _open(path) as container:
-            origin = container.start_time / 1e6 if container.start_time is not None else 0.0
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            default_dur = 1.0 / (_fps(stream) or 25.0)
-            if seek:
-                container.seek(int((start + origin) / stream.time_base), stream=stream, backward=True)
-            frames: list[np.ndarray] = []
-            pts_out: list[float] = []
-            prev = prev_img = prev_t = None
-            decoded_end, error, j, overshoot = None, None, 0, False
-            try:
-                for frame in container.decode(stream):
-                    t = float(frame.time) - origin if frame.time is not None else \
-                        (prev_t + default_dur if prev_t is not None else 0.0)
-                    if prev is None and seek and t > start + 1e-3:
-                        overshoot = True  # the demuxer seeked past start; decode from the beginning instead
-                        break
-                    dur = float(frame.duration * frame.time_base) if frame.duration and frame.time_base else default_dur
-                    decoded_end = max(decoded_end or 0.0, t + dur)
-                    while j < len(times) and prev is not None and t > times[j]:
-                        if prev_img is None:  # convert lazily: only frames that are picked
-                            prev_img = _resize(prev.to_ndarray(format="rgb24"), max_pixels)
-                        frames.append(prev_img)
-                        pts_out.append(prev_t)
-                        j += 1
-                    prev, prev_img, prev_t = frame, None, t
-                    if t >= end:  # reaching `end` also tells the caller the file is not truncated here
-                        break
-            except av.FFmpegError as exc:
-                error = f"video decoding stopped with an error ({exc})"
-            if overshoot:
-                continue
-            if prev is not None and j < len(times):
-                img = prev_img if prev_img is not None else _resize(prev.to_ndarray(format="rgb24"), max_pixels)
-                while j < len(times):  # targets after the last frame see the last frame (it stays on screen)
-                    frames.append(img)
-                    pts_out.append(prev_t)
-                    j += 1
-            return frames, pts_out, decoded_end, error
-    raise AssertionError("unreachable")
-
-
 def _decode_audio(path: str, start: float, end: float) -> tuple[np.ndarray | None, float | None, str | None]:
     """16 kHz mono float32 samples of [start, end) (shorter if the track ends first); (audio, track end, error)."""
     sr = AUDIO_SAMPLE_RATE
     for seek in ((True, False) if start > SEEK_MIN_S else (False,)):
-        with _open(path) as container:
+        with open_media(path) as container:
             if not container.streams.audio:
                 return None, None, None
-            origin = container.start_time / 1e6 if container.start_time is not None else 0.0
+            origin = time_origin(container)
             stream = container.streams.audio[0]
             if seek:
                 target = max(0.0, start - AUDIO_SEEK_MARGIN_S) + origin
@@ -275,10 +191,10 @@ def load_clip(
     with a note in `Clip.warnings`.
     """
     path = os.fspath(path)
-    with _open(path) as container:
+    with open_media(path) as container:
         info = _info(container)
         has_video, has_audio = info.video is not None, info.audio is not None
-        source_fps = _fps(info.video) if has_video else None
+        source_fps = stream_fps(info.video) if has_video else None
         source_size = (info.video.codec_context.height, info.video.codec_context.width) if has_video else None
     if not has_video and not has_audio:
         raise MediaError(f"{path}: no video or audio stream; this is not a usable clip, drop the sample")
@@ -316,10 +232,13 @@ def load_clip(
             decoded_end = audio_end
     if has_video:
         times = target_times(t0, t1, fps, min_frames, max_frames)
-        frames, pts, video_end, err = _decode_video(path, t0, t1, times, max_pixels)
+        # The audio track, when it reaches the window end, already shows the file is not truncated there.
+        complete = decoded_end is not None and decoded_end >= t1 - TRUNCATION_TOL_S
+        picked = pick_frames(path, t0, t1, times, max_pixels, need_end=not complete)
+        err = picked.error
         if err:
             notes.append(f"{path}: {err}")
-        decoded_end = max(x for x in (decoded_end, video_end, 0.0) if x is not None)
+        decoded_end = max(x for x in (decoded_end, picked.decoded_end, 0.0) if x is not None)
         if decoded_end <= t0:
             raise MediaError(f"{path}: nothing decodes in [{t0:.3f}, {t1:.3f}): decoding stops at {decoded_end:.3f}s "
                              f"({err or 'file truncated?'}); re-encode the clip or drop the sample")
@@ -329,16 +248,16 @@ def load_clip(
                          f"truncated?); using [{t0:.3f}, {decoded_end:.3f})")
             t1 = decoded_end
             times = target_times(t0, t1, fps, min_frames, max_frames)
-            frames, pts, _, _ = _decode_video(path, t0, t1, times, max_pixels)
+            picked = pick_frames(path, t0, t1, times, max_pixels, need_end=False)
             if audio is not None and audio_path is None:
                 audio = audio[: int(round((t1 - t0) * AUDIO_SAMPLE_RATE))]
-        if not frames:
+        if picked.frames_THWC is None:
             raise MediaError(f"{path}: no video frame decodes in [{t0:.3f}, {t1:.3f}) ({err or 'no frames'}); "
                              "the file is corrupt or truncated, re-encode or drop the sample")
-        frames_THWC = np.stack(frames)
+        frames_THWC = picked.frames_THWC
         # A frame that began before the window is shown from the window start.
-        times_T = np.maximum(np.asarray(pts, np.float64) - t0, 0.0)
-        eff_fps = len(frames) / (t1 - t0)
+        times_T = np.maximum(np.asarray(picked.pts, np.float64) - t0, 0.0)
+        eff_fps = len(picked.pts) / (t1 - t0)
     else:
         if audio is None or len(audio) == 0:
             raise MediaError(f"{path}: no audio decodes in [{t0:.3f}, {t1:.3f}); the file is corrupt or truncated")
