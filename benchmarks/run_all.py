@@ -1,8 +1,11 @@
 """Run every benchmark and print one markdown table (ratios measured within one run; see benchmarks/README.md).
 
-    python benchmarks/run_all.py            # full (~10 min on 2 busy CPU cores)
+    python benchmarks/run_all.py            # full (~10 min on 2 busy CPU cores, + ~4 min for decode)
     python benchmarks/run_all.py --quick    # smaller clips, one repetition (~4 min)
     python benchmarks/run_all.py --only rollout,trl
+
+The decode benchmark writes its long test videos once (~20 min, ~1.5 GB, outside the repository; see
+bench_decode.py) and reuses them.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import load_line, quiet, table  # noqa: E402
 
-BENCHES = ("rollout", "variants", "media", "trl", "scaling")
+BENCHES = ("rollout", "variants", "media", "trl", "scaling", "decode")
 
 
 def main() -> int:
@@ -29,6 +32,7 @@ def main() -> int:
     quiet()
     import torch
 
+    import bench_decode
     import bench_media_cache
     import bench_modality_variants
     import bench_rollout
@@ -36,7 +40,7 @@ def main() -> int:
     import bench_vs_trl
 
     mods = {"rollout": bench_rollout, "variants": bench_modality_variants, "media": bench_media_cache,
-            "trl": bench_vs_trl, "scaling": bench_scaling}
+            "trl": bench_vs_trl, "scaling": bench_scaling, "decode": bench_decode}
     chosen = [b.strip() for b in args.only.split(",") if b.strip()]
     unknown = set(chosen) - set(BENCHES)
     if unknown:

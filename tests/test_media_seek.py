@@ -21,7 +21,9 @@ from omnivideo_r1.media import decode as decode_mod
 from omnivideo_r1.media import frames as frames_mod
 from omnivideo_r1.media.cache import ClipCache
 from omnivideo_r1.media.decode import load_clip, target_times
+from omnivideo_r1.media.encode import write_av_file
 from omnivideo_r1.media.frames import pick_frames
+from omnivideo_r1.media.types import AUDIO_SAMPLE_RATE as SR
 from omnivideo_r1.media.types import MediaError
 
 H, W, FPS = 48, 64, 10
@@ -217,3 +219,34 @@ def test_clip_cache_and_inspect_take_the_sparse_path(streams, monkeypatch, capsy
     assert cli.main(["inspect", path, "--json", "--fps", "0.2"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert len(seeks) >= 5 and out["sampled_frames"]["times"] == [round(float(t), 4) for t in clip.frame_times_T]
+
+
+@pytest.mark.parametrize("ext", ["mp4", "mkv", "wav"])
+def test_late_audio_windows_seek_and_read_the_same_samples(tmp_path, monkeypatch, ext):
+    seconds = 40.0
+    t = np.arange(int(seconds * SR)) / SR
+    wave = (0.4 * np.sin(2 * np.pi * 300 * t) * (np.floor(t * 3) % 2)).astype(np.float32)
+    frames = None if ext == "wav" else np.zeros((int(seconds), H, W, 3), np.uint8)
+    path = write_av_file(str(tmp_path / f"long.{ext}"), frames, 1, wave)
+    resampled = []
+
+    real_resampler = av.AudioResampler
+
+    class CountingResampler:  # counts the decoded audio frames that reach the resampler
+        def __init__(self, **kwargs):
+            self.inner = real_resampler(**kwargs)
+
+        def resample(self, frame):
+            resampled.append(frame is not None)
+            return self.inner.resample(frame)
+
+    monkeypatch.setattr(av, "AudioResampler", CountingResampler)
+    for start, end in ((30.3, 33.0), (37.05, 40.0)):
+        resampled.clear()
+        seek, _, _ = decode_mod._decode_audio(path, start, end)
+        sought = sum(resampled)
+        resampled.clear()
+        full, _, _ = decode_mod._decode_audio(path, start, end, allow_seek=False)
+        assert len(seek) == len(full) == round((end - start) * SR)
+        np.testing.assert_allclose(seek, full, atol=1e-4)
+        assert sought < sum(resampled) / 4, (sought, sum(resampled))  # only the window (+ a margin) was decoded

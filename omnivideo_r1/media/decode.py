@@ -125,10 +125,15 @@ def target_times(start: float, end: float, fps: float, min_frames: int = 1, max_
     return start + np.arange(n, dtype=np.float64) * ((end - start) / n)
 
 
-def _decode_audio(path: str, start: float, end: float) -> tuple[np.ndarray | None, float | None, str | None]:
-    """16 kHz mono float32 samples of [start, end) (shorter if the track ends first); (audio, track end, error)."""
+def _decode_audio(path: str, start: float, end: float, allow_seek: bool = True
+                  ) -> tuple[np.ndarray | None, float | None, str | None]:
+    """16 kHz mono float32 samples of [start, end) (shorter if the track ends first); (audio, track end, error).
+
+    A window starting after SEEK_MIN_S seeks to just before `start` and stops decoding after `end`, so only the
+    window is decoded; if the seek lands past `start`, it decodes from the track start instead.
+    """
     sr = AUDIO_SAMPLE_RATE
-    for seek in ((True, False) if start > SEEK_MIN_S else (False,)):
+    for seek in ((True, False) if start > SEEK_MIN_S and allow_seek else (False,)):
         with open_media(path) as container:
             if not container.streams.audio:
                 return None, None, None
@@ -191,11 +196,17 @@ def load_clip(
     with a note in `Clip.warnings`.
     """
     path = os.fspath(path)
-    with open_media(path) as container:
-        info = _info(container)
-        has_video, has_audio = info.video is not None, info.audio is not None
-        source_fps = stream_fps(info.video) if has_video else None
-        source_size = (info.video.codec_context.height, info.video.codec_context.width) if has_video else None
+    with open_media(path) as container:  # kept open for the video: a long mp4's index is parsed once
+        return _load_clip(container, path, fps, max_frames, min_frames, max_pixels, start, end, with_audio,
+                          audio_path)
+
+
+def _load_clip(container, path, fps, max_frames, min_frames, max_pixels, start, end, with_audio, audio_path
+               ) -> Clip:
+    info = _info(container)
+    has_video, has_audio = info.video is not None, info.audio is not None
+    source_fps = stream_fps(info.video) if has_video else None
+    source_size = (info.video.codec_context.height, info.video.codec_context.width) if has_video else None
     if not has_video and not has_audio:
         raise MediaError(f"{path}: no video or audio stream; this is not a usable clip, drop the sample")
     if not has_video and not with_audio:
@@ -234,7 +245,7 @@ def load_clip(
         times = target_times(t0, t1, fps, min_frames, max_frames)
         # The audio track, when it reaches the window end, already shows the file is not truncated there.
         complete = decoded_end is not None and decoded_end >= t1 - TRUNCATION_TOL_S
-        picked = pick_frames(path, t0, t1, times, max_pixels, need_end=not complete)
+        picked = pick_frames(path, t0, t1, times, max_pixels, need_end=not complete, container=container)
         err = picked.error
         if err:
             notes.append(f"{path}: {err}")
@@ -268,6 +279,6 @@ def load_clip(
         notes.append(f"{src_audio}: the audio track does not reach [{t0:.3f}, {t1:.3f}); treated as silent")
         audio = None
     for note in notes:
-        warnings.warn(note, stacklevel=2)
+        warnings.warn(note, stacklevel=3)  # point at load_clip's caller
     return Clip(path=path, frames_THWC=frames_THWC, frame_times_T=times_T, fps=eff_fps, audio=audio, start=t0,
                 end=t1, source_fps=source_fps, source_size=source_size, warnings=notes)

@@ -268,17 +268,21 @@ def _pick_seeking(container, end: float, times: np.ndarray, max_pixels: int | No
 
 
 def pick_frames(path: str, start: float, end: float, times: np.ndarray, max_pixels: int | None = None,
-                sparse: bool = True, need_end: bool = True) -> PickedFrames:
+                sparse: bool = True, need_end: bool = True,
+                container: av.container.InputContainer | None = None) -> PickedFrames:
     """For each target time (seconds, increasing, within [start, end)) the last frame with pts <= t.
 
     `sparse=False` decodes every frame of the window. `need_end=False` skips checking that the stream reaches
     `end` (the caller knows the file is complete, e.g. from its audio track). Frames are resized under
-    `max_pixels`. The container must have a video stream.
+    `max_pixels`. The file must have a video stream. `container`: `path` already open and not yet read (saves
+    parsing a long file's index again); it is left open.
     """
     if len(times) and (sparse or start > SEEK_MIN_S):
-        with open_media(path) as container:
-            try:
+        try:
+            if container is not None:
                 return _pick_seeking(container, end, times, max_pixels, sparse, need_end)
-            except _Unreliable:
-                pass
+            with open_media(path) as opened:
+                return _pick_seeking(opened, end, times, max_pixels, sparse, need_end)
+        except _Unreliable:
+            pass
     return _pick_linear(path, end, times, max_pixels)
