@@ -3,6 +3,9 @@
 Frame sampling follows qwen-omni-utils: T = clamp(round(duration * fps), min_frames, max_frames) frames at times
 uniform over the window; when max_frames caps T the effective fps drops and is reported in `Clip.fps`. Each target
 time t takes the last decoded frame with pts <= t (what a viewer sees at t), so variable-frame-rate files are right.
+Only what is sampled is decoded: frames are reached by seeking to the keyframe before each target
+(`media/frames.py`), and audio by seeking to the window start, so a minute-long window of an hour-long file costs
+about what the window costs.
 
 All times are on the file's timeline with the container's start_time as 0, so audio and video stay in sync even
 for containers that do not start at 0 (MPEG-TS).
