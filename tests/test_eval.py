@@ -19,7 +19,7 @@ from omnivideo_r1.eval.benchmarks import (BENCHMARKS, BenchmarkFormatError, load
                                           normalize_options)
 from omnivideo_r1.eval.report import accuracy_stats, markdown_report, summarize, wilson_interval, write_report
 from omnivideo_r1.eval.runner import EvalConfig, evaluate
-from omnivideo_r1.schema import AVSample, SchemaError
+from omnivideo_r1.schema import AVSample
 
 # benchmark -> (number of samples, {id: (answer, category, first option)})
 EXPECTED = {

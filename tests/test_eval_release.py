@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from eval_fixtures import VIDEOMME_ROWS, WRITERS, FakePolicy, write_clip, write_omnivideobench, write_parquet
+from eval_fixtures import VIDEOMME_ROWS, WRITERS, FakePolicy, write_clip, write_omnivideobench
 from omnivideo_r1.answers import option_label, strip_option_labels
 from omnivideo_r1.eval import cli as eval_cli
 from omnivideo_r1.eval.benchmarks import BenchmarkFormatError, load_benchmark

@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from ..schema import LETTERS, AVSample
+from ..schema import AVSample
 
 
 @dataclass
