@@ -10,7 +10,6 @@ import os
 import pytest
 
 from eval_fixtures import VIDEOMME_ROWS, WRITERS, FakePolicy, write_clip, write_omnivideobench
-from omnivideo_r1.answers import option_label, strip_option_labels
 from omnivideo_r1.eval import cli as eval_cli
 from omnivideo_r1.eval.benchmarks import BenchmarkFormatError, load_benchmark
 from omnivideo_r1.eval.official_prompts import official_prompt
@@ -19,37 +18,6 @@ from omnivideo_r1.eval.report import write_report
 from omnivideo_r1.eval.runner import EvalConfig, evaluate, with_official_prompt
 from omnivideo_r1.policy.prompting import conversation, make_prompt
 from omnivideo_r1.schema import AVSample
-
-# ---------------------------------------------------------------- option labels (the shared grammar)
-
-LABEL_CASES = [
-    # (options, status, texts)
-    (["A. x", "B.y", "(C) z", "D) w", "E: v", "[F] u"], "labelled", list("xyzwvu")),
-    (["A man runs", "Birds sing"], "unlabelled", ["A man runs", "Birds sing"]),
-    (["A cat", "dog"], "unlabelled", ["A cat", "dog"]),  # a bare label is only trusted list-wide
-    (["A The girl in red", "B The girl in pink", "C Nobody", "D Both"], "labelled",
-     ["The girl in red", "The girl in pink", "Nobody", "Both"]),
-    (["A.Horse neighing", "B Horse chewing", "C.Horse hoofbeats"], "labelled",
-     ["Horse neighing", "Horse chewing", "Horse hoofbeats"]),
-    (["A. confident", "B. awkward", "A. curious", "B. surprised"], "relabelled",
-     ["confident", "awkward", "curious", "surprised"]),
-    (["A. x", "y"], "partial", ["x", "y"]),
-    (["A. A.", "B. B."], "labelled", ["A.", "B."]),
-    (["A.1", "B.2"], "labelled", ["1", "2"]),
-]
-
-
-@pytest.mark.parametrize("options,status,texts", LABEL_CASES)
-def test_strip_option_labels(options, status, texts):
-    labels = strip_option_labels(options)
-    assert (labels.status, labels.texts) == (status, texts)
-
-
-def test_option_label():
-    assert option_label("(B) two") == ("B", "two") and option_label("B：two") == ("B", "two")
-    assert option_label("B two") is None and option_label("B two", bare=True) == ("B", "two")
-    assert option_label("Based on it") is None and option_label("Based on it", bare=True) is None
-
 
 # ---------------------------------------------------------------- loaders on release shapes
 
