@@ -17,6 +17,7 @@ COMMANDS = {
     "train": ("omnivideo_r1.train.cli", "GSPO training (stage QI or MA) from a YAML recipe"),
     "demo": ("omnivideo_r1.train.demo", "offline end-to-end demo: world, warm start, QI, MA, eval, ablation"),
     "eval": ("omnivideo_r1.eval.cli", "multiple-choice evaluation on AV and silent-video benchmarks"),
+    "view": ("omnivideo_r1.view.cli", "write a static site of a run, the demo or an eval: curves, rollouts, flips"),
     "curate": ("omnivideo_r1.curation.cli", "judge-score, filter, categorise and balance training data"),
 }
 

@@ -387,6 +387,14 @@ def test_cli_end_to_end_with_tiny_policy(tmp_path, capsys):
     assert [bool(r["media_error"]) for r in rows] == [False, False, True] * 2
     assert all(isinstance(r["output"], str) for r in rows if not r["media_error"])
     assert all(r["has_audio"] == (r["modality"] == "av") for r in rows if not r["media_error"])
+    # the viewer joins the rows with their samples through eval_inputs.json: media for each clip, an error for the
+    # corrupt one
+    from omnivideo_r1.view.site import build_site_data
+
+    site = build_site_data(out, media_dir=str(tmp_path / "media"))
+    assert site["eval"]["samples_from"] == os.path.abspath(data)
+    metas = [site["media"][q["media"]] for q in site["eval"]["questions"]]
+    assert [m["error"] is not None for m in metas] == [False, False, True]
     # Daily-Omni: the separate wav goes to the real processor as an audio item (not interleaved in the video)
     data = WRITERS["daily-omni"](str(tmp_path / "daily"))
     code = eval_cli.run(_args("--model", model, "--benchmark", "daily-omni", "--data", data, "--modality", "av",

@@ -94,7 +94,7 @@ def _overrides(root, out, stage="qi", steps=2, extra=()):
             "rollout.prompts_per_step=4", "rollout.rollouts_per_prompt=4", "rollout.max_new_tokens=64",
             "gspo.minibatches_per_rollout=2", "optim.lr=1e-3", "optim.min_lr=1e-4", "run.tensorboard=false",
             "model.freeze_vision=false", "model.freeze_audio=false", "data.max_frames=4",
-            "reward_options={format: {partial_credit: true}}", *extra]
+            "reward_options={format: {partial_credit: true}}", "run.log_rollouts_groups=4", *extra]
 
 
 def _weights(model_dir):
@@ -133,6 +133,25 @@ def test_tiny_stage_runs_and_changes_weights(tiny_setup, tmp_path, stage, ma_mod
     assert all(v is None or v == v for r in rows for v in r.values() if isinstance(v, float))
     reward_key = "reward/intent/mean" if stage == "qi" else "reward/modality_attention/mean"
     assert reward_key in rows[-1]
+    # rollouts.jsonl (every group recorded here): the reward outputs as computed, and the advantages from them
+    from omnivideo_r1.algo.advantages import group_advantages
+    from omnivideo_r1.train.rollout_log import read_rollouts
+
+    groups, _ = read_rollouts(str(out / "rollouts.jsonl"))
+    assert [g["step"] for g in groups] == [1] * 4 + [2] * 4
+    weights = groups[0]["weights"]
+    for step in (1, 2):
+        comps = [c for g in groups if g["step"] == step for c in g["completions"]]
+        for name in weights:
+            scores = [c["rewards"][name] for c in comps if c["rewards"][name] is not None]
+            assert rows[step - 1][f"reward/{name}/mean"] == pytest.approx(sum(scores) / len(scores)), name
+    for g in groups:
+        totals = [float("nan") if c["total"] is None else c["total"] for c in g["completions"]]
+        for c in g["completions"]:
+            if c["total"] is not None:
+                assert c["total"] == pytest.approx(sum(weights[k] * v for k, v in c["rewards"].items()))
+        adv, _ = group_advantages(torch.tensor(totals), len(totals))
+        assert [c["advantage"] for c in g["completions"]] == pytest.approx(adv.tolist(), abs=1e-6)
     if ma_mode == "accuracy":  # variant completions were sampled and judged under audio-only / video-only input
         assert "reward/modality_attention/accuracy_audio" in rows[-1]
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import sys
 from typing import Any
@@ -107,7 +108,7 @@ def load_policy(path: str, dtype: str = "auto") -> Any:
 
 def run(args: argparse.Namespace) -> int:
     from .benchmarks import load_benchmark
-    from .report import markdown_report, summarize, write_report
+    from .report import EVAL_INPUTS, markdown_report, summarize, write_report
     from .runner import evaluate
 
     from ..config import ConfigError
@@ -147,6 +148,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     title = args.title or f"{name} evaluation"
     paths = write_report(rows, args.out, title, skipped.by_reason(), dict(skipped.notes))
+    with open(os.path.join(args.out, EVAL_INPUTS), "w", encoding="utf-8") as fh:
+        json.dump({"benchmark": name, "data": os.path.abspath(args.data),
+                   "models": [os.path.abspath(m) for m in args.model], "modalities": list(args.modality)}, fh, indent=2)
     if len(skipped):
         write_jsonl(os.path.join(args.out, "skipped.jsonl"), skipped.items)
     print(markdown_report(summarize(rows), title, skipped.by_reason(), dict(skipped.notes)))

@@ -18,6 +18,10 @@ from .official_scoring import official_summary
 Z95 = 1.959963984540054
 """Two-sided 95% normal quantile."""
 
+EVAL_INPUTS = "eval_inputs.json"
+"""Written next to results.jsonl by `omnivideo-r1 eval`: the benchmark and data the rows came from (the viewer joins
+the rows with their samples through it, for clip media and reference timelines)."""
+
 MODALITY_NAMES = {"av": "AV", "video": "silent video", "audio": "audio only"}
 _MODALITY_ORDER = {"av": 0, "video": 1, "audio": 2}
 

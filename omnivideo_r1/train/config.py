@@ -147,6 +147,15 @@ class RunConfig:
     """Log to Weights & Biases under this project (needs `pip install wandb`); empty disables."""
     progress: bool = True
     """Show a progress bar with ETA."""
+    log_rollouts_every: int = 5
+    """Record a sample of rollouts to rollouts.jsonl at step 1, every N-th step and the last (0 disables); read by
+    `omnivideo-r1 view`."""
+    log_rollouts_groups: int = 2
+    """Prompt groups recorded per recorded step (each with all its G completions, rewards and advantages)."""
+    log_rollouts_max_chars: int = 4000
+    """Characters kept per recorded completion; longer ones are cut and marked as truncated."""
+    log_rollouts_max_mb: float = 64.0
+    """rollouts.jsonl stops growing at this size (training goes on; the file's last line says so)."""
 
 
 @dataclass

@@ -41,6 +41,7 @@ from .metrics_log import MetricsLogger
 from .policy_setup import (build_judge, build_optimizer_and_schedule, compute_rewards, load_policy, reference_logprobs,
                            save_policy)
 from .rollout import MediaSkips, rank_slots, rollout_groups, sampler_logprobs, step_prompt_indices
+from .rollout_log import RolloutLog
 
 
 def train(cfg: TrainConfig, resume: bool = False, accelerator: Accelerator | None = None) -> dict:
@@ -78,6 +79,7 @@ def train(cfg: TrainConfig, resume: bool = False, accelerator: Accelerator | Non
         skips.counts = dict(state.get("media_skips", {}))
     logger = MetricsLogger(cfg.run.out_dir, cfg.run.tensorboard, cfg.run.wandb_project, config=config_to_dict(cfg),
                            enabled=accelerator.is_main_process, append=start_step > 0)
+    rollout_log = RolloutLog(cfg.run, enabled=accelerator.is_main_process, resume_step=start_step)
     progress = _progress(cfg, start_step, accelerator.is_main_process)
 
     for step in range(start_step, cfg.run.steps):
@@ -94,6 +96,7 @@ def train(cfg: TrainConfig, resume: bool = False, accelerator: Accelerator | Non
         reward_metrics = {f"reward/{k}": v for k, v in reward_metrics.items()}
         reward_B = torch.tensor(reward_B, dtype=torch.float32)
         adv_B, adv_metrics = group_advantages(reward_B, G, eps=cfg.gspo.advantage_eps)
+        rollout_log.record(step + 1, records, outputs, weights, reward_B, adv_B, G, [group.slot for group in groups])
         group_of = {group.slot: group for group in groups}
         adv_of = {group.slot: adv_B[k * G: (k + 1) * G] for k, group in enumerate(groups)}
 
