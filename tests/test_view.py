@@ -3,6 +3,7 @@ page rendered by a real headless Chromium (timeline, rollout cards, flips, no co
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -148,6 +149,7 @@ def test_site_data_matches_the_run_and_eval_files(demo_site):
         assert got["segments"] == [{"start": s.start, "end": s.end, "caption": s.caption}
                                    for s in parse_grounded_response(row["output"]).segments]
         assert q["media"] in site["media"] and q["timeline"]  # joined with the world's samples
+        assert q["groups"] == row["groups"] and q["groups"]["duration"] in ("short", "long")
     for flip in ev["flips"]:
         fixed, broke = _flips(rows, conds[flip["a"]], conds[flip["b"]])
         assert {ev["questions"][i]["id"] for i in flip["b_fixed"]} == fixed
@@ -186,6 +188,28 @@ def test_eval_folder_alone_and_with_data(demo_site, tmp_path):
     assert len(joined["media"]) == 1 and all(q["media"] == "m0" for q in joined["eval"]["questions"])
     capped = build_site_data(paths["eval"], max_questions=2)
     assert len(capped["eval"]["questions"]) == 2 and any("first 2 of 3" in n for n in capped["notes"])
+
+
+def test_a_thousand_question_eval_stays_small_and_says_what_it_cut(tmp_path):
+    from omnivideo_r1.view.site import render_html
+
+    reply = "<time>1.0-2.5</time><caption>" + "a dog barks while a man speaks " * 8 + "</caption>"
+    reply = reply * 3 + "<thinking>" + "because " * 400 + "</thinking><answer>B</answer>"  # ~4 KB
+    with open(tmp_path / "results.jsonl", "w") as fh:
+        for model in ("base", "qi", "ma", "qi_ma"):
+            for modality in ("av", "video"):
+                for i in range(1000):
+                    fh.write(json.dumps({"id": f"q{i}", "benchmark": "b", "category": f"c{i % 15}", "modality": modality,
+                                         "prompt": f"Q{i}?\nA. x\nB. y", "output": reply, "parsed": "B", "answer": "AB"[i % 2],
+                                         "correct": i % 2 == 1, "unparseable": False, "media_error": None,
+                                         "model": model}) + "\n")
+    site = build_site_data(str(tmp_path))
+    page = render_html(site)
+    assert len(site["eval"]["questions"]) == 1000
+    assert len(page.encode()) < 6 * 2**20  # the rows themselves are ~33 MB
+    assert any("cut to 250 characters" in n for n in site["notes"])
+    assert all(len(r["output"]) == 250 and r["truncated"] for q in site["eval"]["questions"] for r in q["results"])
+    assert len(site["eval"]["questions"][0]["results"][0]["segments"]) == 3  # parsed from the full text
 
 
 def test_view_cli_reports_bad_folders_in_one_line(tmp_path, capsys):

@@ -21,8 +21,9 @@ MAX_MEDIA = 150
 """Clip windows given thumbnails (rollout clips first, then eval questions in order)."""
 MAX_QUESTIONS = 2000
 """Eval questions put in the page."""
-OUTPUT_CHARS_BUDGET = 4_000_000
-"""Characters of eval outputs in the page, shared evenly by all rows (each row gets at least 300, at most 4000)."""
+OUTPUT_CHARS_BUDGET = 2_000_000
+"""Characters of eval outputs in the page, shared evenly by all rows (each gets at least 240, at most 4000); each
+parsed segment caption gets a quarter of a row's share (40 to 240 characters)."""
 ASSETS = ("viewer.css", "core.js", "charts.js", "runs.js", "evals.js")
 
 
@@ -83,14 +84,15 @@ def build_site_data(path: str, data: str | None = None, benchmark: str | None = 
 def _evaluation(folder, data, benchmark, max_questions: int, notes: list[str]) -> dict[str, Any]:
     rows = [r for d in folder.evals for r in read_eval_rows(d)]
     samples, samples_from = find_samples(folder, data, benchmark)
-    per_output = max(300, min(4000, OUTPUT_CHARS_BUDGET // max(1, len(rows))))
-    questions, conds, left_out = eval_questions(rows, samples, per_output, max_questions)
+    per_output = max(240, min(4000, OUTPUT_CHARS_BUDGET // max(1, len(rows))))
+    questions, conds, left_out = eval_questions(rows, samples, per_output, max(40, min(240, per_output // 4)),
+                                                max_questions)
     if left_out:
         notes.append(f"Evaluation: the first {len(questions)} of {len(questions) + left_out} questions are shown; "
                      "raise --max-questions for more.")
     if any(r["truncated"] for q in questions for r in q["results"] if r):
         notes.append(f"Evaluation outputs are cut to {per_output} characters here (full text in results.jsonl); "
-                     "segments are parsed from the full text.")
+                     "segments are parsed from the full text, their captions cut to a quarter of that.")
     if not samples:
         notes.append("No question media: the eval rows were not joined with their samples (pass --data, or run "
                      "omnivideo-r1 eval, which records its data in eval_inputs.json).")

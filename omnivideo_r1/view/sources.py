@@ -21,8 +21,6 @@ from ..schema import AVSample, read_samples
 
 MAX_CURVE_POINTS = 1500
 """Points kept per metric curve (evenly thinned, last step always kept)."""
-MAX_CAPTION_CHARS = 240
-"""Characters kept per parsed segment caption in eval outputs."""
 
 
 class ViewError(ValueError):
@@ -175,12 +173,13 @@ def conditions(rows: list[dict[str, Any]]) -> list[dict[str, str]]:
 
 
 def eval_questions(rows: list[dict[str, Any]], samples: dict[str, AVSample], max_output_chars: int,
-                   max_questions: int) -> tuple[list[dict[str, Any]], list[dict[str, str]], int]:
+                   max_caption_chars: int, max_questions: int) -> tuple[list[dict[str, Any]], list[dict[str, str]], int]:
     """(questions, conditions, number of questions left out by the cap).
 
     Each question: id, benchmark, category, modality_needs, question, options, answer, sample (the joined AVSample
-    or None) and results: one entry per condition (None where that condition has no row) with parsed, correct,
-    unparseable, media_error, output (cut to `max_output_chars`), truncated, segments (parsed from the full output).
+    or None), groups (the benchmark's own breakdown fields, e.g. video duration) and results: one entry per condition (None where that condition has no row) with parsed, correct,
+    unparseable, media_error, output (cut to `max_output_chars`), truncated, segments (parsed from the full output,
+    captions cut to `max_caption_chars`).
     """
     conds = conditions(rows)
     index = {(c["model"], c["modality"]): i for i, c in enumerate(conds)}
@@ -194,6 +193,7 @@ def eval_questions(rows: list[dict[str, Any]], samples: dict[str, AVSample], max
             q = {"id": key[1], "benchmark": key[0], "category": str(row.get("category", "uncategorized")),
                  "modality_needs": row.get("modality_needs") or (sample.modality_needs if sample else "unknown"),
                  "question": question, "options": options, "answer": row.get("answer"), "sample": sample,
+                 "groups": {str(k): str(v) for k, v in (row.get("groups") or {}).items()},
                  "results": [None] * len(conds)}
             questions[key] = q
         output = row.get("output") or ""
@@ -201,7 +201,7 @@ def eval_questions(rows: list[dict[str, Any]], samples: dict[str, AVSample], max
             "parsed": row.get("parsed"), "correct": bool(row.get("correct")),
             "unparseable": bool(row.get("unparseable")), "media_error": row.get("media_error"),
             "output": output[:max_output_chars], "truncated": len(output) > max_output_chars,
-            "segments": [{"start": s.start, "end": s.end, "caption": s.caption[:MAX_CAPTION_CHARS]}
+            "segments": [{"start": s.start, "end": s.end, "caption": s.caption[:max_caption_chars]}
                          for s in parse_grounded_response(output).segments]}
     ordered = list(questions.values())
     return ordered[:max_questions], conds, max(0, len(ordered) - max_questions)

@@ -42,12 +42,16 @@ function buildEval(section) {
   const [catL, cat] = select("category", uniq("category").map(v => [v, v]));
   const [needL, need] = select("needs", uniq("modality_needs").map(v => [v, v]));
   const [inputL, input] = select("input", [...new Set(conds.map(c => c.modality))].map(m => [m, modalityName(m)]));
-  const [condL, cond] = select("result of", conds.map((c, i) => [String(i), condName(c)]), null);
+  const [condL, cond] = select("right/wrong under", conds.map((c, i) => [String(i), condName(c)]), null);
   const [resL, res] = select("result", [["right", "right"], ["wrong", "wrong"], ["unparseable", "unparseable"],
-    ["media_error", "media error"], ["disagree", "answers differ across columns"]]);
+    ["media_error", "media error"], ["disagree", "answers differ"]]);
+  // the benchmark's own breakdown fields (e.g. Video-MME's duration), one filter each
+  const groupKeys = [...new Set(E.questions.flatMap(q => Object.keys(q.groups || {})))].sort();
+  const groupFilters = groupKeys.map(k => [k, ...select(k, [...new Set(E.questions.map(q => (q.groups || {})[k]).filter(v => v !== undefined))].sort().map(v => [v, v]))]);
   const search = h("input", { type: "search", placeholder: "id or question text" });
   const count = h("span", { class: "count" });
-  section.append(h("div", { class: "filters" }, benchL, catL, needL, inputL, condL, resL, h("label", {}, "search", search), count));
+  section.append(h("div", { class: "filters" }, benchL, catL, needL, groupFilters.map(g => g[1]), inputL, condL, resL,
+    h("label", {}, "search", search), count));
   const table = h("table", { class: "qtable" });
   const body = h("tbody", {});
   let visibleConds = conds.map((_, i) => i);
@@ -84,6 +88,7 @@ function buildEval(section) {
         if (bench.value && q.benchmark !== bench.value) return false;
         if (cat.value && q.category !== cat.value) return false;
         if (need.value && q.modality_needs !== need.value) return false;
+        if (groupFilters.some(([k, , el]) => el.value && (q.groups || {})[k] !== el.value)) return false;
         if (term && !(q.id.toLowerCase().includes(term) || q.question.toLowerCase().includes(term))) return false;
         if (res.value === "disagree") return new Set(visibleConds.map(j => q.results[j] && q.results[j].parsed)).size > 1;
         if (!res.value) return true;
@@ -102,14 +107,14 @@ function buildEval(section) {
     more.hidden = shown >= filtered.length;
   };
   more.addEventListener("click", () => { shown = Math.min(filtered.length, shown + PAGE_ROWS); render(false); });
-  for (const el of [bench, cat, need, input, cond, res]) el.addEventListener("change", () => render(true));
+  for (const el of [bench, cat, need, input, cond, res, ...groupFilters.map(g => g[2])]) el.addEventListener("change", () => render(true));
   search.addEventListener("input", () => render(true));
   render(true);
   return arg => {
     if (arg && arg[0] === "q") {
       const qi = Number(arg.slice(1));
       if (!E.questions[qi]) return;
-      for (const el of [bench, cat, need, input, res]) el.value = "";
+      for (const el of [bench, cat, need, input, res, ...groupFilters.map(g => g[2])]) el.value = "";
       search.value = E.questions[qi].id;
       open.add(qi);
       render(true);
