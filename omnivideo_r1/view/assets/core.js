@@ -302,12 +302,14 @@ function addView(id, label, kind, build) { VIEWS.push({ id, label, kind, build }
 function route() {
   const [id, arg] = decodeURIComponent(location.hash.slice(1)).split("/");
   const view = VIEWS.find(v => v.id === id) || VIEWS[0];
+  const switched = view !== route.current;
+  route.current = view;
   for (const v of VIEWS) {
     v.section.classList.toggle("active", v === view);
     v.tab.classList.toggle("active", v === view);
   }
   if (view.onRoute) view.onRoute(arg);
-  window.scrollTo(0, 0);
+  if (switched) window.scrollTo(0, 0);
 }
 
 function startViewer() {

@@ -103,7 +103,7 @@ function buildRun(run, index) {
       for (const b of stepBar.children) b.classList.toggle("active", Number(b.dataset.step) === st);
       groupsBox.replaceChildren(...run.groups.filter(g => g.step === st).map(groupCard));
     };
-    stepBar.append(h("span", { class: "sub", style: "font-size:12px;align-self:center;margin-right:4px" }, "step · mean reward"));
+    stepBar.append(h("span", { class: "sub", style: "font-size:12px;align-self:center;margin-right:4px" }, "step · mean reward (← → keys)"));
     for (const st of recorded) {
       const totals = run.groups.filter(g => g.step === st).flatMap(g => g.completions.map(c => c.total)).filter(v => v !== null);
       const mean = totals.length ? totals.reduce((a, b) => a + b, 0) / totals.length : null;
@@ -111,6 +111,12 @@ function buildRun(run, index) {
     }
     show(recorded[recorded.length - 1]);
     showPage("rollouts");
+    // left/right arrows step through the recorded steps while this run is on screen
+    document.addEventListener("keydown", ev => {
+      if (!section.classList.contains("active") || pages.rollouts.hidden || ev.target.closest("input, select, textarea")) return;
+      const k = recorded.indexOf(current) + (ev.key === "ArrowRight" ? 1 : ev.key === "ArrowLeft" ? -1 : 0);
+      if (k !== recorded.indexOf(current) && k >= 0 && k < recorded.length) goTo(recorded[k]);
+    });
     return arg => {
       if (arg === "curves") return showPage("curves");
       showPage("rollouts");
@@ -172,7 +178,14 @@ function groupCard(group) {
   card.append(h("div", { class: "media-block" }, clipTimeline({ duration, media, reference: p.reference, timeline: p.timeline,
     lanes, onLaneHover: highlight, mediaError: media && media.error })));
   const list = h("div", { class: "completions" });
-  comps.forEach((c, i) => { const el = completionCard(c, i, p, group.weights || {}); cards.push(el); list.append(el); });
+  comps.forEach((c, i) => {
+    const el = completionCard(c, i, p, group.weights || {});
+    // hovering a reply lights its lane on the timeline (and hovering a lane lights the reply)
+    el.addEventListener("mouseenter", () => card.querySelectorAll(`rect.lane-bg[data-lane="${i}"]`).forEach(r => r.classList.add("hl")));
+    el.addEventListener("mouseleave", () => card.querySelectorAll("rect.lane-bg.hl").forEach(r => r.classList.remove("hl")));
+    cards.push(el);
+    list.append(el);
+  });
   card.append(list);
   return card;
 }
