@@ -6,13 +6,13 @@ const PALETTE = ["#7aa2ff", "#39c98a", "#f2b33d", "#ff7aa8", "#b58cff", "#5ee0c0
 // opts: title, steps, series: [{name, values, color}], marks (steps with recorded rollouts), onMark(step),
 // height, compact (no legend).
 function lineChart(opts) {
-  const W = opts.wide ? 900 : 420, H = opts.height || 190, L = 44, R = 10, T = 8, B = 22;
+  const W = opts.width || (opts.wide ? 900 : 420), H = opts.height || 190, L = 44, R = 10, T = 8, B = 22;
   const pts = [];
   for (const ser of opts.series) ser.values.forEach((v, i) => { if (v !== null && v !== undefined) pts.push(v); });
   const steps = opts.steps;
   const box = h("div", { class: "chart" });
   const last = opts.series.length === 1 ? lastValue(opts.series[0].values) : null;
-  box.append(h("div", { class: "chart-title" }, h("span", {}, opts.title),
+  box.append(h("div", { class: "chart-title" }, h("span", { class: "name", title: opts.title }, opts.title),
     last !== null ? h("span", { class: "last" }, "last " + fmt(last)) : null));
   if (!pts.length || !steps.length) {
     box.append(h("div", { class: "sub", style: "padding:20px 0;font-size:12px" }, "no finite values"));
@@ -52,7 +52,7 @@ function lineChart(opts) {
   }
   for (const st of opts.marks || []) {
     if (st < s0 || st > s1) continue;
-    const m = s("path", { class: "rollout-mark", d: `M${x(st)} ${H - B + 1}l4 6h-8z` });
+    const m = s("path", { class: "rollout-mark", d: `M${x(st)} ${H - B - 7}l4 7h-8z` });
     m.addEventListener("click", () => opts.onMark && opts.onMark(st));
     hover(m, () => h("div", {}, "rollouts recorded at step " + st + (opts.onMark ? " (click to open)" : "")));
     svg.append(m);

@@ -14,14 +14,24 @@ function evalSummaryTable() {
     h("th", {}, "input"), h("th", {}, "accuracy · 95% CI (mark: chance)"), h("th", {}, "correct"), h("th", {}, "unparseable"),
     h("th", {}, "skipped (media)"))), h("tbody", {}, rows));
   const box = h("div", { class: "panel eval-summary" }, table);
-  const cats = [...new Set(E.summary.flatMap(e => Object.keys(e.categories)))].sort();
+  const cats = [...new Set(E.summary.flatMap(e => Object.keys(e.categories)))].sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
   if (cats.length > 1) {
     const det = h("details", { style: "margin-top:10px" }, h("summary", {}, `Per category (${cats.length})`));
-    det.append(h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "category"), E.summary.map(e => h("th", {}, e.model + " · " + modalityName(e.modality))))),
-      h("tbody", {}, cats.map(c => h("tr", {}, h("td", {}, c), E.summary.map(e => h("td", {}, accuracyCell(e.categories[c], null))))))));
+    det.append(h("div", { style: "overflow-x:auto" }, h("table", { class: "heat" },
+      h("thead", {}, h("tr", {}, h("th", {}, "category"), E.summary.map(e => h("th", {}, e.model, h("div", { class: "sub" }, modalityName(e.modality)))))),
+      h("tbody", {}, cats.map(c => h("tr", {}, h("td", {}, c), E.summary.map(e => heatCell(e.categories[c]))))))));
     box.append(det);
   }
   return box;
+}
+
+// Accuracy as a tinted cell (darker = lower); the interval and counts are in the tooltip.
+function heatCell(stats) {
+  if (!stats || stats.accuracy === null || stats.accuracy === undefined) return h("td", { class: "sub" }, "–");
+  const td = h("td", { title: `${pct(stats.accuracy)}% [${pct(stats.ci_low)}, ${pct(stats.ci_high)}] · ${stats.correct}/${stats.scored}` },
+    pct(stats.accuracy), h("small", {}, " n=" + stats.scored));
+  td.style.background = `rgba(122, 162, 255, ${(0.08 + 0.55 * stats.accuracy).toFixed(3)})`;
+  return td;
 }
 
 function chanceOf(entry) {

@@ -131,7 +131,7 @@ function buildCurves(box, run, comps, recorded, goTo) {
   const rewardGrid = h("div", { class: "grid small-charts" });
   comps.forEach((c, i) => {
     shown.add(`reward/${c}/mean`);
-    rewardGrid.append(lineChart({ title: `reward: ${c}`, steps: run.metrics.steps, marks: recorded, onMark: goTo, height: 150,
+    rewardGrid.append(lineChart({ title: `reward: ${c}`, steps: run.metrics.steps, marks: recorded, onMark: goTo, height: 150, width: 340,
       series: [{ name: c, values: series[`reward/${c}/mean`], color: PALETTE[i % PALETTE.length] }] }));
   });
   box.append(h("h3", {}, "Reward components"), rewardGrid);
@@ -139,14 +139,14 @@ function buildCurves(box, run, comps, recorded, goTo) {
     const present = keys.filter(k => series[k]);
     if (!present.length) continue;
     const grid = h("div", { class: "grid small-charts" });
-    present.forEach((k, i) => { shown.add(k); grid.append(lineChart({ title: k, steps: run.metrics.steps, height: 150,
+    present.forEach((k, i) => { shown.add(k); grid.append(lineChart({ title: k, steps: run.metrics.steps, height: 150, width: 340,
       series: [{ name: k, values: series[k], color: PALETTE[(i + 1) % PALETTE.length] }] })); });
     box.append(h("h3", {}, title), grid);
   }
   const rest = Object.keys(series).filter(k => !shown.has(k));
   if (rest.length) {
     box.append(h("h3", {}, `Other metrics (${rest.length})`), h("div", { class: "grid small-charts" }, rest.map(k => lineChart({ title: k,
-      steps: run.metrics.steps, height: 130, compact: true, series: [{ name: k, values: series[k], color: "#8fa3d6" }] }))));
+      steps: run.metrics.steps, height: 140, width: 340, compact: true, series: [{ name: k, values: series[k], color: "#8fa3d6" }] }))));
   }
   if (run.config_text) box.append(h("h3", {}, "Run configuration"), h("pre", { class: "config" }, run.config_text));
 }
