@@ -57,6 +57,7 @@ def build_site_data(path: str, data: str | None = None, benchmark: str | None = 
     for q in evaluation["questions"] if evaluation else []:
         q["media"] = None
         s = q.pop("sample")
+        q["video"] = s.video if s is not None else None
         if s is not None:
             targets.append((q, ClipWindow(s.video, s.audio, s.start, s.end)))
     media: dict[str, Any] = {}

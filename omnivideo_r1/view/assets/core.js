@@ -295,6 +295,12 @@ function niceStep(raw) {
   return (m <= 1 ? 1 : m <= 2 ? 2 : m <= 2.5 ? 2.5 : m <= 5 ? 5 : 10) * p;
 }
 
+// A link that opens the source clip in the browser's own player (works while the file stays where it was).
+function clipLink(path, label) {
+  if (!path) return null;
+  return h("a", { href: "file://" + encodeURI(path), target: "_blank", rel: "noopener", title: path, class: "clip-link" }, label || "open clip ↗");
+}
+
 function mediaFor(key) { return key && SITE.media ? SITE.media[key] || null : null; }
 
 // ---------------------------------------------------------------- tabs and routing (#tab or #tab/arg)

@@ -145,7 +145,7 @@ function questionDetail(q, condIdx) {
   const picks = {};
   condIdx.forEach(i => { const r = q.results[i]; if (r && r.parsed) for (const l of r.parsed) (picks[l] = picks[l] || []).push(i); });
   const inner = h("div", { class: "inner" });
-  inner.append(h("div", { class: "question" }, q.question));
+  inner.append(h("div", { class: "question" }, q.question, " ", q.video ? clipLink(q.video) : null));
   if (q.options.length) {
     inner.append(h("div", { class: "options" }, q.options.map((o, i) => h("span", { class: "option" + ((q.answer || "").includes(LETTERS[i]) ? " correct" : "") },
       h("b", {}, LETTERS[i]), o, picks[LETTERS[i]] ? h("span", { class: "pickers" }, "← " + picks[LETTERS[i]].map(j => conds[j].model + " " + modalityName(conds[j].modality)).join(", ")) : null))));

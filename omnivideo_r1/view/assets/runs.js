@@ -166,7 +166,7 @@ function groupCard(group) {
     h("div", { class: "group-meta" }, h("span", { class: "badge" }, "step " + group.step), h("span", { class: "mono" }, p.id),
       h("span", { class: "chip" }, p.category), h("span", { class: "chip accent" }, "needs " + p.modality_needs),
       h("span", { class: "chip" }, "input " + modalityName(p.modality)),
-      h("span", { class: "mono", title: p.video }, shortPath(p.video) + window_),
+      h("span", { class: "mono", title: p.video }, shortPath(p.video) + window_), clipLink(p.video),
       h("span", { style: "margin-left:auto" }, "group mean reward ", h("b", {}, fmt(mean, 3)))),
     h("div", { class: "question" }, p.question),
     h("div", { class: "options" }, p.options.map((o, i) => h("span", { class: "option" + (p.answer.includes(LETTERS[i]) ? " correct" : "") },
