@@ -18,10 +18,12 @@ def test_demo_smoke_writes_a_consistent_ablation(tmp_path):
                      minibatches_per_rollout=1, max_new_tokens=12, eval_limit=4)
     result = run_demo(cfg)
 
-    for name in ("ablation.md", "ablation.json", "ablation.png", "eval/results.jsonl"):
+    for name in ("ablation.md", "ablation.json", "ablation.png", "eval/results.jsonl", "viewer/index.html"):
         assert (out / name).is_file() and os.path.getsize(out / name) > 0, name
+    assert result["viewer"] == str(out / "viewer" / "index.html")
     for arm in ("qi", "ma", "qi_ma"):
         assert (out / arm / "final" / "config.json").is_file()
+        assert (out / arm / "rollouts.jsonl").is_file()  # what the viewer shows per step
         assert (out / arm / "metrics.jsonl").is_file()
 
     saved = json.loads((out / "ablation.json").read_text())

@@ -231,7 +231,11 @@ def run_demo(cfg: DemoConfig) -> dict:
     plot_demo(os.path.join(out, "ablation.png"), curves, sft_losses, table, cfg.modalities)
     print(md)
     print(f"[demo] wrote {os.path.join(out, 'ablation.md')} and {os.path.join(out, 'ablation.png')}")
-    return {"table": table, "timings": timings}
+    from ..view.site import write_site
+
+    viewer = write_site(out)["index"]
+    print(f"[demo] viewer (rollouts on each clip's timeline, curves, per-question flips): open {viewer}")
+    return {"table": table, "timings": timings, "viewer": viewer}
 
 
 def ablation_table(rows: list[dict], modalities: list[str]) -> dict:
@@ -387,8 +391,9 @@ def plot_demo(path: str, curves: dict, sft_losses: list[float], table: dict, mod
     width = 0.8 / max(1, len(modalities))
     for j, m in enumerate(modalities):
         accs = [100 * (table[l][m]["accuracy"] or 0) for l in labels]
-        lo = [100 * ((table[l][m]["accuracy"] or 0) - (table[l][m]["ci_low"] or 0)) for l in labels]
-        hi = [100 * ((table[l][m]["ci_high"] or 0) - (table[l][m]["accuracy"] or 0)) for l in labels]
+        # max(0, .): at 0% or 100% float rounding leaves a tiny negative error, which matplotlib rejects
+        lo = [max(0.0, 100 * ((table[l][m]["accuracy"] or 0) - (table[l][m]["ci_low"] or 0))) for l in labels]
+        hi = [max(0.0, 100 * ((table[l][m]["ci_high"] or 0) - (table[l][m]["accuracy"] or 0))) for l in labels]
         axes[3].bar([i + j * width for i in range(len(labels))], accs, width, yerr=[lo, hi], capsize=3,
                     label={"av": "AV", "video": "silent video", "audio": "audio only"}.get(m, m))
     axes[3].axhline(25, color="grey", linestyle=":", label="chance")

@@ -36,7 +36,7 @@ function buildOverview(section) {
     });
     section.append(cards);
     if (SITE.runs.length > 1) {
-      section.append(h("h3", {}, "Total reward, all runs"));
+      section.append(h("h3", {}, "Rewards, all runs (mean over rollouts)"));
       const wrap = h("div", { class: "grid charts" });
       for (const comp of ["total", ...new Set(SITE.runs.flatMap(rewardComponents))]) {
         const steps = [...new Set(SITE.runs.flatMap(r => r.metrics.steps))].sort((a, b) => a - b);
