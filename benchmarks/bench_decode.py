@@ -4,8 +4,9 @@ Files: generated H.264 at 640x360 and 1280x720, 30 fps, 1 / 10 / 60 minutes, a k
 VP9 clip (10 minutes, 640x360, keyframe every 2 s). The content is cheap to encode (a gradient scrolling under a few
 bars, x264 ultrafast), so these files decode faster per frame than camera footage: the linear decode, which pays
 per frame, is the side this favours. They are written once to a cache folder outside the repository
-($OMNIVIDEO_BENCH_CACHE, default ~/.cache/omnivideo-r1/bench_decode; the first full run writes ~1.5 GB in about
-20 minutes on 2 cores) and reused.
+($OMNIVIDEO_BENCH_CACHE, default ~/.cache/omnivideo-r1/bench_decode; the first full run writes ~0.9 GB in about
+35 minutes on 2 busy cores) and reused. The benchmark itself takes ~12 minutes, most of it the linear decodes of
+the hour-long files.
 
 Per file, each variant runs in a fresh subprocess (its peak RSS is its own), alternately, median of the reps:
 - `linear`:    `load_clip(path, max_frames=64, with_audio=False)` with the linear decode (every frame to the end),
@@ -200,7 +201,7 @@ def run(quick: bool = False, threads: int = 1) -> list[tuple[str, str, str, str]
         t = time.perf_counter()
         path = video_file(codec, size, minutes, gop)
         made = time.perf_counter() - t
-        reps = 1 if quick or minutes >= 60 else (2 if minutes >= 10 else 3)
+        reps = 1 if quick or minutes >= 60 else (3 if minutes >= 10 else 5)  # short decodes are noisier
         m = _measure(path, ("linear", "sparse", "keyframes"), reps)
         lin, sp, key = m["linear"], m["sparse"], m["keyframes"]
         conf = f"{codec.upper()} {size} {minutes:g} min, keyframe every {gop:g} s, {FRAMES} frames"

@@ -1,10 +1,10 @@
 """Run every benchmark and print one markdown table (ratios measured within one run; see benchmarks/README.md).
 
-    python benchmarks/run_all.py            # full (~10 min on 2 busy CPU cores, + ~4 min for decode)
-    python benchmarks/run_all.py --quick    # smaller clips, one repetition (~4 min)
+    python benchmarks/run_all.py            # full (~10 min on 2 busy CPU cores, + ~12 min for decode)
+    python benchmarks/run_all.py --quick    # smaller clips, one repetition (~4 min, + ~2 min for decode)
     python benchmarks/run_all.py --only rollout,trl
 
-The decode benchmark writes its long test videos once (~20 min, ~1.5 GB, outside the repository; see
+The decode benchmark writes its long test videos once (~35 min, ~0.9 GB, outside the repository; see
 bench_decode.py) and reuses them.
 """
 
