@@ -137,6 +137,8 @@ class _Reader:
         self.stream = stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         self.tb = stream.time_base
+        if not self.tb:
+            raise _Unreliable("the stream has no time base to seek in")
         self.origin = time_origin(container)
         self.default_dur = 1.0 / (stream_fps(stream) or 25.0)
         self.frames = iter(())
