@@ -158,30 +158,6 @@ def test_save_load_round_trip_gives_identical_logits(policies, family, tmp_path)
         assert json.load(fh)["video_processor"] == "torch"
 
 
-@pytest.mark.slow
-def test_loads_thinker_from_full_omni_checkpoint(policies, tiny_dirs, tmp_path):
-    """A full Qwen3-Omni layout (model_type qwen3_omni_moe, weights under "thinker.") loads only the thinker."""
-    from safetensors.torch import save_file
-    from transformers import Qwen3OmniMoeConfig
-
-    policy = policies["qwen3_omni"]
-    full = tmp_path / "full"
-    full.mkdir()
-    Qwen3OmniMoeConfig(thinker_config=policy.model.config.to_dict()).save_pretrained(str(full))
-    weights = {f"thinker.{k}": v.contiguous() for k, v in policy.model.state_dict().items()}
-    weights["talker.codec_head.weight"] = torch.zeros(2, 2)
-    save_file(weights, str(full / "model.safetensors"), metadata={"format": "pt"})
-    for name in os.listdir(tiny_dirs["qwen3_omni"]):
-        if name not in ("config.json", "model.safetensors", "omnivideo_r1.json", "generation_config.json"):
-            with open(os.path.join(tiny_dirs["qwen3_omni"], name), "rb") as src, open(full / name, "wb") as dst:
-                dst.write(src.read())
-    loaded = OmniPolicy.from_pretrained(str(full))
-    prompt = make_prompt(_sample(), None, "text")
-    batch, _ = policy.encode([prompt])
-    with torch.no_grad():
-        torch.testing.assert_close(loaded.model(**batch).logits, policy.model(**batch).logits, atol=0, rtol=0)
-
-
 # ---------------------------------------------------------------- sampling and scoring
 @pytest.mark.parametrize("family", FAMILIES)
 def test_sampler_groups_and_seed_determinism(policies, family):

@@ -24,20 +24,12 @@ from ..algo.logprobs import entropy_from_logits, token_logprobs
 from ..media.types import Clip
 from ..schema import LETTERS, AVSample
 from .input_cache import ProcessedInputCache, processor_settings_key
+from .loading import load_thinker
 from .prompting import Completion, PolicyPrompt, conversation, group_by_audio_flag, make_prompt  # noqa: F401 (re-exported)
 from .shared_prefix import generate_shared_prefix, option_logits_shared
 from .tiny import MARKER_FILE, write_marker
 from .tokenizer import MEDIA_TOKENS, chat_template
 from .video_processor import VIDEO_PROCESSOR_FILE, TorchQwenVideoProcessor
-
-# config.json model_type -> (family, is a full Omni checkpoint whose thinker is a sub-model)
-_MODEL_TYPES = {
-    "qwen3_omni_moe_thinker": ("qwen3_omni", False),
-    "qwen3_omni_moe": ("qwen3_omni", True),
-    "qwen2_5_omni_thinker": ("qwen2_5_omni", False),
-    "qwen2_5_omni": ("qwen2_5_omni", True),
-}
-
 
 def build_processor(path: str, family: str, tokenizer, thinker_config=None):
     """The family's real processor class, assembled from `path`'s preprocessor config and our torch video processor.
@@ -134,30 +126,18 @@ class OmniPolicy:
 
     # ------------------------------------------------------------------ loading / saving
     @classmethod
-    def from_pretrained(cls, path: str, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu",
-                        attn_implementation: str = "sdpa") -> "OmniPolicy":
-        """Load a tiny checkpoint dir or a real Qwen2.5-Omni / Qwen3-Omni dir (only its thinker) from disk."""
-        config_path = os.path.join(path, "config.json")
-        if not os.path.exists(config_path):
-            raise FileNotFoundError(f"{config_path} is missing: give a checkpoint directory "
-                                    "(build a tiny one with omnivideo_r1.policy.tiny.build_tiny_policy_files)")
-        with open(config_path, encoding="utf-8") as fh:
-            model_type = json.load(fh).get("model_type")
-        if model_type not in _MODEL_TYPES:
-            raise ValueError(f"{config_path}: model_type {model_type!r} is not a Qwen-Omni model; "
-                             f"supported: {sorted(_MODEL_TYPES)}")
-        family, full = _MODEL_TYPES[model_type]
-        if family == "qwen3_omni":
-            from transformers import Qwen3OmniMoeConfig as full_cls
-            from transformers import Qwen3OmniMoeThinkerForConditionalGeneration as thinker_cls
-        else:
-            from transformers import Qwen2_5OmniConfig as full_cls
-            from transformers import Qwen2_5OmniThinkerForConditionalGeneration as thinker_cls
-        kwargs: dict[str, Any] = dict(dtype=dtype, attn_implementation=attn_implementation)
-        if full:
-            # Full Omni checkpoints store the thinker's weights under "thinker."; talker/code2wav are not loaded.
-            kwargs.update(config=full_cls.from_pretrained(path).thinker_config, key_mapping={r"^thinker\.": ""})
-        model = thinker_cls.from_pretrained(path, **kwargs).to(device).eval()
+    def from_pretrained(cls, path: str, dtype: torch.dtype = torch.float32, device: str | torch.device | None = "cpu",
+                        attn_implementation: str = "sdpa", load_weights: bool = True) -> "OmniPolicy":
+        """Load a tiny checkpoint dir or a real Qwen2.5-Omni / Qwen3-Omni dir (only its thinker) from disk.
+
+        device=None leaves the weights where loading put them (CPU), for engines that place them (FSDP, ZeRO-3).
+        load_weights=False builds the thinker with its parameters on the meta device (no memory) and real buffers:
+        the processes of a sharded run that receive their shard from the process that loaded the weights.
+        A checkpoint whose tensors do not cover the thinker exactly (missing or unknown names) is an error.
+        """
+        model, family = load_thinker(path, dtype, attn_implementation, load_weights)
+        if device is not None and load_weights:
+            model = model.to(device)
         tokenizer = _load_tokenizer(path, family)
         processor = build_processor(path, family, tokenizer, model.config)
         return cls(model, tokenizer, processor, family)

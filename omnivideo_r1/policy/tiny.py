@@ -178,3 +178,77 @@ def write_marker(out_dir: str, family: str, **extra: Any) -> None:
     marker = {"family": family, "video_processor": "torch", **extra}
     with open(os.path.join(out_dir, MARKER_FILE), "w", encoding="utf-8") as fh:
         json.dump(marker, fh, indent=2)
+
+
+def speech_generator_config(family: str, thinker_config, tokenizer) -> dict[str, Any]:
+    """Tiny configs of the full model's speech generator (Qwen3-Omni: talker + code2wav; Qwen2.5-Omni: talker +
+    token2wav), so a tiny checkpoint can carry the same kinds of tensors as a released one."""
+    hidden = thinker_config.get_text_config().hidden_size
+    rope = {"rope_type": "default", "rope_theta": 10000.0}
+    ids = {name: tokenizer.convert_tokens_to_ids(getattr(tokenizer, name)) for name in (
+        "image_token", "audio_token", "video_token", "vision_bos_token", "vision_eos_token", "audio_bos_token",
+        "audio_eos_token")}
+    small = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                 num_key_value_heads=1, head_dim=16)
+    if family == "qwen3_omni":
+        talker = dict(thinker_hidden_size=hidden, num_code_groups=2, accept_hidden_layer=1, spatial_merge_size=2,
+                      codec_eos_token_id=60, codec_nothink_id=61, codec_think_bos_id=62, codec_think_eos_id=63,
+                      codec_pad_id=58, codec_bos_id=59, audio_token_id=ids["audio_token"],
+                      image_token_id=ids["image_token"], video_token_id=ids["video_token"],
+                      vision_start_token_id=ids["vision_bos_token"], audio_start_token_id=ids["audio_bos_token"],
+                      text_config=dict(small, vocab_size=64, moe_intermediate_size=16, num_experts=2,
+                                       num_experts_per_tok=1, shared_expert_intermediate_size=32, rope_parameters=rope),
+                      code_predictor_config=dict(small, vocab_size=64, num_code_groups=2, rope_parameters=rope))
+        code2wav = dict(codebook_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                        num_attention_heads=2, num_key_value_heads=2, num_quantizers=2, upsample_rates=[2, 2],
+                        upsampling_ratios=[2], decoder_dim=32, sliding_window=8, rope_parameters=rope)
+        return {"talker_config": talker, "code2wav_config": code2wav}
+    talker = dict(small, vocab_size=64, embedding_size=hidden, rope_parameters=dict(rope, mrope_section=[2, 3, 3]),
+                  tts_codec_start_token_id=60, tts_codec_end_token_id=61, tts_codec_pad_token_id=62,
+                  tts_codec_mask_token_id=63, tts_text_start_token_id=56, tts_text_end_token_id=57,
+                  tts_text_pad_token_id=55, audio_token_index=ids["audio_token"] % 64,
+                  image_token_index=ids["image_token"] % 64, video_token_index=ids["video_token"] % 64,
+                  vision_start_token_id=ids["vision_bos_token"] % 64, vision_end_token_id=ids["vision_eos_token"] % 64,
+                  audio_start_token_id=ids["audio_bos_token"] % 64, audio_end_token_id=ids["audio_eos_token"] % 64)
+    token2wav = dict(
+        dit_config=dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, head_dim=16, emb_dim=16,
+                        num_embeds=65, mel_dim=8, enc_emb_dim=8, enc_dim=8, enc_channels=[16, 16, 16, 16, 48],
+                        enc_attention_channels=8, enc_se_channels=8, look_ahead_layers=[1], look_backward_layers=[0],
+                        rope_parameters=rope),
+        bigvgan_config=dict(mel_dim=8, upsample_initial_channel=16, resblock_kernel_sizes=[3],
+                            resblock_dilation_sizes=[[1, 3, 5]], upsample_rates=[2, 2], upsample_kernel_sizes=[4, 4]))
+    return {"talker_config": talker, "token2wav_config": token2wav}
+
+
+def build_tiny_release_files(out_dir: str, spec: TinyOmniSpec | None = None, max_shard_size: str = "150KB") -> str:
+    """A tiny checkpoint in the layout of the released Qwen-Omni checkpoints; returns out_dir.
+
+    Like Qwen/Qwen3-Omni-30B-A3B-Instruct and Qwen/Qwen2.5-Omni-7B: config.json of the full model (thinker + speech
+    generator), weights sharded over several safetensors files with model.safetensors.index.json, the thinker's
+    tensors under `thinker.` in their original names (one tensor per MoE expert), the speech generator's tensors
+    (`talker.*`, `code2wav.*` / `token2wav.*`), tokenizer and preprocessor files, and no file of ours. The thinker
+    is the same as `build_tiny_policy_files` builds for `spec`.
+    """
+    import torch
+
+    spec = spec or TinyOmniSpec()
+    tokenizer = build_tokenizer(spec.family, vocab_size=spec.vocab_size)
+    thinker = build_tiny_thinker(spec, tokenizer)
+    if spec.family == "qwen3_omni":
+        from transformers import Qwen3OmniMoeConfig as full_config_cls
+        from transformers import Qwen3OmniMoeForConditionalGeneration as full_cls
+    else:
+        from transformers import Qwen2_5OmniConfig as full_config_cls
+        from transformers import Qwen2_5OmniForConditionalGeneration as full_cls
+    config = full_config_cls(thinker_config=thinker.config.to_dict(),
+                             **speech_generator_config(spec.family, thinker.config, tokenizer))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(spec.seed + 1)
+        full = full_cls(config)
+    full.thinker.load_state_dict(thinker.state_dict())
+    os.makedirs(out_dir, exist_ok=True)
+    full.save_pretrained(out_dir, max_shard_size=max_shard_size)
+    tokenizer.save_pretrained(out_dir)
+    with open(os.path.join(out_dir, "preprocessor_config.json"), "w", encoding="utf-8") as fh:
+        json.dump(preprocessor_config(spec.family), fh, indent=2)
+    return out_dir
