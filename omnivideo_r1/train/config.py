@@ -32,13 +32,26 @@ class ModelConfig:
     lora_dropout: float = 0.0
     """LoRA dropout."""
     lora_target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
-    """Module names LoRA adapts (language-model projections; the encoders stay frozen)."""
+    """Names of the language model's linear layers LoRA adapts (only modules under the language model are matched:
+    the audio encoder's own q/k/v_proj are not)."""
+    lora_experts: bool = False
+    """Also adapt the MoE experts (Qwen3-Omni's fused gate_up_proj / down_proj) through peft's parameter
+    targeting; needs lora_rank > 0 and lora_dropout = 0."""
     freeze_vision: bool = True
     """Freeze the vision encoder and its merger (the released recipe: --freeze_vit, --freeze_aligner)."""
     freeze_audio: bool = True
     """Freeze the audio encoder."""
     gradient_checkpointing: bool = False
     """Trade compute for memory on long AV sequences."""
+
+    def __post_init__(self) -> None:
+        if self.lora_rank > 0 and not (self.freeze_vision and self.freeze_audio):
+            raise ValueError("model.lora_rank > 0 adapts only the language model, so the encoders cannot be trained: "
+                             "set model.freeze_vision=true and model.freeze_audio=true, or model.lora_rank=0 to "
+                             "fine-tune all parameters")
+        if self.lora_experts and (self.lora_rank <= 0 or self.lora_dropout):
+            raise ValueError("model.lora_experts=true needs model.lora_rank > 0 and model.lora_dropout=0 (peft's "
+                             "parameter targeting of the fused experts has no dropout)")
 
 
 @dataclass

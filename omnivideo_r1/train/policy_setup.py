@@ -16,7 +16,13 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 
 
 def load_policy(cfg: TrainConfig, accelerator):
-    """The policy to train: cfg.model.path, or a tiny random real-class model built once into the run directory."""
+    """The policy to train: cfg.model.path, or a tiny random real-class model built once into the run directory.
+
+    Encoders frozen, LoRA on the language model (policy/lora.py), trainable parameters per component printed.
+    Under FSDP with `fsdp_cpu_ram_efficient_loading`, only the main process reads the weights (on CPU); the others
+    build the thinker on the meta device and receive their shards when accelerate prepares the model.
+    """
+    from ..policy.lora import prepare_trainable
     from ..policy.omni import OmniPolicy
     from ..policy.tiny import TinyOmniSpec, build_tiny_policy_files
 
@@ -30,15 +36,16 @@ def load_policy(cfg: TrainConfig, accelerator):
     if not os.path.isdir(path):
         raise FileNotFoundError(f"model.path={path!r} is not a directory; give a checkpoint directory or leave it "
                                 "empty for a tiny random model")
-    policy = OmniPolicy.from_pretrained(path, dtype=DTYPES[mcfg.dtype], device=str(accelerator.device),
-                                        attn_implementation=mcfg.attn_implementation)
-    freeze_encoders(policy.model, mcfg)
-    if mcfg.lora_rank > 0:
-        from peft import LoraConfig, get_peft_model
-
-        policy.model = get_peft_model(policy.model, LoraConfig(
-            r=mcfg.lora_rank, lora_alpha=mcfg.lora_alpha, lora_dropout=mcfg.lora_dropout,
-            target_modules=mcfg.lora_target_modules))
+    placement = weight_placement(accelerator)
+    if placement == "main_process_only" and cfg.gspo.beta > 0 and mcfg.lora_rank == 0:
+        raise ValueError("gspo.beta > 0 without LoRA keeps a full reference copy of the thinker on every process, "
+                         "which FSDP's cpu_ram_efficient_loading cannot shard; use model.lora_rank > 0 (the "
+                         "reference is the adapter switched off) or fsdp_cpu_ram_efficient_loading: false")
+    policy = OmniPolicy.from_pretrained(
+        path, dtype=DTYPES[mcfg.dtype], attn_implementation=mcfg.attn_implementation,
+        device=str(accelerator.device) if placement == "device" else None,
+        load_weights=placement != "main_process_only" or accelerator.is_main_process)
+    policy.model = prepare_trainable(policy.model, mcfg, log=accelerator.print)
     if mcfg.gradient_checkpointing:
         policy.model.gradient_checkpointing_enable()
     if cfg.gspo.beta > 0 and mcfg.lora_rank == 0:
@@ -47,10 +54,28 @@ def load_policy(cfg: TrainConfig, accelerator):
     return policy
 
 
+def weight_placement(accelerator) -> str:
+    """Where the thinker's weights go before `accelerator.prepare`:
+    "device": every process loads them onto its device (single process, DDP);
+    "cpu": every process loads them on CPU and the engine places them (DeepSpeed ZeRO-3 partitions while loading);
+    "main_process_only": FSDP with cpu_ram_efficient_loading, where accelerate broadcasts the main process's
+    weights shard by shard, so the other processes hold none."""
+    from accelerate.utils import DistributedType
+
+    if accelerator.distributed_type == DistributedType.FSDP:
+        plugin = accelerator.state.fsdp_plugin
+        return "main_process_only" if plugin is not None and plugin.cpu_ram_efficient_loading else "cpu"
+    if accelerator.distributed_type == DistributedType.DEEPSPEED:
+        return "cpu"
+    return "device"
+
+
 def save_policy(policy, out_dir: str) -> None:
-    """Save a loadable checkpoint; LoRA adapters are merged so the result loads like the base model."""
+    """Save a loadable checkpoint; LoRA adapters are merged so the result loads like the base model, and also kept
+    unmerged in `out_dir/adapter` (peft's standard layout: adapter_config.json + adapter_model.safetensors)."""
     model = policy.model
     if hasattr(model, "merge_and_unload"):
+        model.save_pretrained(os.path.join(out_dir, "adapter"))
         policy.model = copy.deepcopy(model).merge_and_unload()
     try:
         policy.save_pretrained(out_dir)
@@ -59,22 +84,10 @@ def save_policy(policy, out_dir: str) -> None:
 
 
 def freeze_encoders(model, mcfg: ModelConfig) -> list[str]:
-    """Freeze the vision/audio encoders (the released recipe trains only the language model); returns their names.
+    """Freeze the encoders that mcfg.freeze_vision / freeze_audio name (see policy.lora.freeze_encoders)."""
+    from ..policy.lora import freeze_encoders as freeze
 
-    The encoders sit at different depths across transformers versions and wrappers (thinker.visual,
-    thinker.model.visual, base_model.model...), so they are found by their attribute name anywhere in the tree.
-    """
-    wanted = {"visual"} if mcfg.freeze_vision else set()
-    wanted |= {"audio_tower"} if mcfg.freeze_audio else set()
-    frozen = []
-    for name, module in model.named_modules():
-        if name.rsplit(".", 1)[-1] in wanted and not any(name.startswith(f + ".") for f in frozen):
-            module.requires_grad_(False)
-            frozen.append(name)
-    missing = wanted - {n.rsplit(".", 1)[-1] for n in frozen}
-    if missing:
-        raise ValueError(f"model has no {sorted(missing)} module to freeze; set model.freeze_vision/freeze_audio=false")
-    return frozen
+    return freeze(model, mcfg.freeze_vision, mcfg.freeze_audio)
 
 
 def reference_logprobs(policy, cfg: TrainConfig, prompts, completions):
