@@ -63,9 +63,10 @@ def empty_thinker(path: str, dtype: torch.dtype = torch.bfloat16, attn_implement
     return model.eval(), family
 
 
-def load_thinker(path: str, dtype: torch.dtype = torch.float32, attn_implementation: str = "sdpa",
+def load_thinker(path: str, dtype: torch.dtype | str = torch.float32, attn_implementation: str = "sdpa",
                  load_weights: bool = True):
     """(thinker in eval mode on CPU, family). load_weights=False: `empty_thinker` plus the generation config.
+    dtype "auto": the dtype the checkpoint stores.
 
     A checkpoint whose tensors do not cover the thinker exactly (missing, unknown or mis-shaped names) is an error:
     transformers would otherwise initialise the missing weights randomly and only warn.
@@ -91,4 +92,8 @@ def load_thinker(path: str, dtype: torch.dtype = torch.float32, attn_implementat
                            for k, v in problems.items())
         raise ValueError(f"{path}: the checkpoint's tensors do not match the {thinker_cls.__name__} its config.json "
                          f"describes ({detail}); is the checkpoint complete and unmodified?")
+    if full:
+        # transformers saves by reverting the renames it applied at load time, ours included; without this the
+        # thinker alone would be saved with the full model's "thinker." prefix.
+        model.__dict__.pop("_weight_conversions", None)
     return model.eval(), family
