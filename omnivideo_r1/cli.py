@@ -19,7 +19,7 @@ COMMANDS = {
     "eval": ("omnivideo_r1.eval.cli", "multiple-choice evaluation on AV and silent-video benchmarks"),
     "view": ("omnivideo_r1.view.cli", "write a static site of a run, the demo or an eval: curves, rollouts, flips"),
     "curate": ("omnivideo_r1.curation.cli", "judge-score, filter, categorise and balance training data"),
-    "export": ("omnivideo_r1.train.export", "write a trained policy as a checkpoint transformers/vLLM load (or its adapter)"),
+    "export": ("omnivideo_r1.train.export", "a trained policy as a checkpoint that transformers and vLLM load"),
 }
 
 

@@ -54,7 +54,8 @@ def test_tiny_release_checkpoint_has_the_real_layout(release_dirs, family):
     assert "thinker.model.layers.0.self_attn.q_proj.weight" in weight_map
     assert "thinker.audio_tower.layers.0.self_attn.q_proj.weight" in weight_map
     if family == "qwen3_omni":  # one tensor per expert, as released; transformers 5 fuses them only in memory
-        assert all(f"thinker.model.layers.1.mlp.experts.3.{p}_proj.weight" in weight_map for p in ("gate", "up", "down"))
+        expert = "thinker.model.layers.1.mlp.experts.3"
+        assert all(f"{expert}.{p}_proj.weight" in weight_map for p in ("gate", "up", "down"))
         assert not [k for k in weight_map if re.search(r"experts\.(gate_up|down)_proj$", k)]
     with open(os.path.join(root, "config.json")) as fh:
         assert json.load(fh)["model_type"] == {"qwen3_omni": "qwen3_omni_moe", "qwen2_5_omni": "qwen2_5_omni"}[family]
