@@ -220,20 +220,22 @@ def speech_generator_config(family: str, thinker_config, tokenizer) -> dict[str,
     return {"talker_config": talker, "token2wav_config": token2wav}
 
 
-def build_tiny_release_files(out_dir: str, spec: TinyOmniSpec | None = None, max_shard_size: str = "150KB") -> str:
+def build_tiny_release_files(out_dir: str, spec: TinyOmniSpec | None = None, max_shard_size: str = "150KB",
+                             thinker=None) -> str:
     """A tiny checkpoint in the layout of the released Qwen-Omni checkpoints; returns out_dir.
 
     Like Qwen/Qwen3-Omni-30B-A3B-Instruct and Qwen/Qwen2.5-Omni-7B: config.json of the full model (thinker + speech
     generator), weights sharded over several safetensors files with model.safetensors.index.json, the thinker's
     tensors under `thinker.` in their original names (one tensor per MoE expert), the speech generator's tensors
     (`talker.*`, `code2wav.*` / `token2wav.*`), tokenizer and preprocessor files, and no file of ours. The thinker
-    is the same as `build_tiny_policy_files` builds for `spec`.
+    is the same as `build_tiny_policy_files` builds for `spec`, or `thinker` if given (a thinker of spec's family
+    whose config came from `thinker_config(spec, tokenizer)`, e.g. widened for a memory benchmark).
     """
     import torch
 
     spec = spec or TinyOmniSpec()
     tokenizer = build_tokenizer(spec.family, vocab_size=spec.vocab_size)
-    thinker = build_tiny_thinker(spec, tokenizer)
+    thinker = thinker if thinker is not None else build_tiny_thinker(spec, tokenizer)
     if spec.family == "qwen3_omni":
         from transformers import Qwen3OmniMoeConfig as full_config_cls
         from transformers import Qwen3OmniMoeForConditionalGeneration as full_cls
@@ -244,7 +246,7 @@ def build_tiny_release_files(out_dir: str, spec: TinyOmniSpec | None = None, max
                              **speech_generator_config(spec.family, thinker.config, tokenizer))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(spec.seed + 1)
-        full = full_cls(config)
+        full = full_cls(config).to(thinker.dtype)
     full.thinker.load_state_dict(thinker.state_dict())
     os.makedirs(out_dir, exist_ok=True)
     full.save_pretrained(out_dir, max_shard_size=max_shard_size)
