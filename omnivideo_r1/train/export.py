@@ -27,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--merge-lora", action="store_true",
                         help="fold LoRA adapters into the thinker (a standalone checkpoint); without it a LoRA "
                              "run's adapter is exported alone")
-    parser.add_argument("--base", default="", help="checkpoint the run started from (default: from the run config)")
+    parser.add_argument("--base", default="", help="released checkpoint whose layout, talker/code2wav and processor "
+                        "files the export takes (default: followed back from the run's model.path)")
     parser.add_argument("--max-shard-gib", type=float, default=5.0, help="size cap of each safetensors shard")
 
 
