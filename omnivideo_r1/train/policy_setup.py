@@ -10,7 +10,8 @@ import torch
 
 from ..algo.schedule import warmup_cosine
 from ..rewards import REWARD_FUNCTIONS, build_reward_config
-from .config import JudgeConfig, ModelConfig, OptimConfig, TrainConfig
+from ..judges.config import JudgeConfig, build_judge
+from .config import ModelConfig, OptimConfig, TrainConfig
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -99,25 +100,11 @@ def reference_logprobs(policy, cfg: TrainConfig, prompts, completions):
         return policy.logprobs(prompts, ids, temperature=cfg.rollout.temperature, model=policy.reference_model)[0]
 
 
-def build_judge(jcfg: JudgeConfig, weights: dict[str, float]):
+def judge_for_rewards(jcfg: JudgeConfig, weights: dict[str, float]):
     """The judge for the intent reward (and a soft answer score); None when no selected reward needs one."""
     if "intent" not in weights and "answer" not in weights:
         return None
-    if jcfg.kind == "embedded":
-        from ..judges.embedded import EmbeddedJudge
-
-        judge = EmbeddedJudge()
-    else:
-        from ..judges.http import HTTPJudge, HTTPJudgeConfig
-
-        judge = HTTPJudge(HTTPJudgeConfig(base_url=jcfg.base_url, model=jcfg.model, api_key_env=jcfg.api_key_env,
-                                          max_concurrency=jcfg.max_concurrency, timeout_s=jcfg.timeout_s,
-                                          send_media=jcfg.send_media))
-    if jcfg.cache_dir:
-        from ..judges.cache import CachedJudge
-
-        judge = CachedJudge(judge, jcfg.cache_dir)
-    return judge
+    return build_judge(jcfg)
 
 
 def build_optimizer_and_schedule(model, ocfg: OptimConfig, total_steps: int):

@@ -1,4 +1,4 @@
-"""Offline rule-based scorer for curation: the embedded judge's "curation" and "category" tasks.
+"""Offline rule-based scorer for the embedded judge's "curation" and "category" tasks.
 
 It cannot watch the clip, so it scores what the text shows: is the question well formed, is the answer consistent
 with the options, do the question, options and reference captions cue sight and/or sound. For the synthetic world
@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import re
 
-from ..judges.base import CURATION_DIMENSIONS, JudgeRequest, JudgeResult
+from ..answers import parse_choice
 from ..schema import LETTERS
-from .taxonomy import classify_by_keywords
+from ..taxonomy import classify_by_keywords
+from .base import CURATION_DIMENSIONS, JudgeRequest, JudgeResult
 
 MODALITY_HINT_RE = re.compile(r"modality_needs:\s*(video|audio|both|unknown)", re.I)
 
@@ -79,8 +80,6 @@ def question_logic(question: str, options: tuple[str, ...], answer_letter: str |
 
 def parse_reference(reference: str, options: tuple[str, ...]) -> tuple[str | None, str]:
     """(letter, text after the letter) of a reference like "B. a red circle"; letters via the shared parser."""
-    from ..answers import parse_choice
-
     letter = parse_choice(reference, list(options)) if reference.strip() else None
     m = _ANSWER_RE.match(reference or "")
     text = m.group(2).strip() if m and m.group(1) == letter else ""
@@ -125,8 +124,6 @@ def modality_dependency(request: JudgeRequest) -> tuple[float, float, list[str]]
 
 
 def curation_scores(request: JudgeRequest) -> tuple[dict[str, float], list[str]]:
-    from ..answers import parse_choice
-
     letter = parse_choice(request.reference_answer, list(request.options)) if request.reference_answer.strip() else None
     logic, p1 = question_logic(request.question, request.options, letter)
     acc, p2 = answer_accuracy(request.reference_answer, request.options)

@@ -3,7 +3,8 @@
 The paper classifies every sample into a 15-category taxonomy (with an LLM) and prunes long-tail categories; the
 released code does not publish the list, so this default is our own: audio-visual skills that the benchmarks
 (Daily-Omni, WorldSense, OmniVideoBench, IntentBench) test, plus "other" as the catch-all. The list is configurable
-(recipe key `taxonomy`); the keywords only feed the offline heuristic classifier.
+(recipe key `taxonomy`); the keywords only feed the offline heuristic classifier. Curation balances by it and the
+offline judge (judges/heuristics.py) classifies into it, so it sits below both.
 """
 
 from __future__ import annotations
