@@ -58,7 +58,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             return value
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping for {tp.__name__}, got {value!r}")
-        return _build(tp, value, where)
+        return build_config(tp, value, where)
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
@@ -101,7 +101,11 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     return value
 
 
-def _build(cls: type[T], data: dict[str, Any], where: str) -> T:
+def build_config(cls: type[T], data: dict[str, Any], where: str = "") -> T:
+    """`cls` from a plain mapping (a recipe section), with the loader's unknown-key, type and value errors.
+
+    `where` names the section in messages (a recipe path, "reward_options.format", ...).
+    """
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
@@ -144,7 +148,7 @@ def load_config(cls: type[T], recipe: str | None = None, overrides: list[str] | 
             raise ConfigError(f"override {item!r}: expected key=value (e.g. gspo.clip_low=3e-4)")
         key, raw = item.split("=", 1)
         _set_dotted(data, key.strip(), raw)
-    return _build(cls, data, where if recipe else "")
+    return build_config(cls, data, where if recipe else "")
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import pytest
 
 from omnivideo_r1.judges.base import JudgeResult
 from omnivideo_r1.judges.embedded import EmbeddedJudge
-from omnivideo_r1.rewards import REWARD_FUNCTIONS, RewardConfig, compute_rewards
+from omnivideo_r1.rewards import REWARDS, compute_rewards
 from omnivideo_r1.rewards.answer import AnswerRewardConfig, answer_reward
 from omnivideo_r1.rewards.combine import combine_rewards
 from omnivideo_r1.rewards.format import FormatRewardConfig, format_reward
@@ -259,12 +259,14 @@ def test_combine_weighted_sum_and_none_is_nan():
 
 
 def test_compute_rewards_end_to_end():
-    assert set(REWARD_FUNCTIONS) == {"format", "answer", "intent", "modality_attention"}
-    totals, metrics, outputs = compute_rewards([rec(GOOD), rec("B")], RewardConfig(), EmbeddedJudge())
+    assert set(REWARDS) == {"format", "answer", "intent", "modality_attention"}
+    weights = {"answer": 1.0, "format": 1.0, "intent": 1.0}
+    outputs = compute_rewards([rec(GOOD), rec("B")], weights, {}, EmbeddedJudge())
+    totals, metrics = combine_rewards(outputs, weights)
     assert totals[1] == 0.0 and totals[0] > 2.0
     assert "intent/consistency_mean" in metrics
     with pytest.raises(ValueError, match="unknown reward"):
-        RewardConfig(weights={"acc": 1.0})
+        compute_rewards([rec(GOOD)], {"acc": 1.0}, {}, EmbeddedJudge())
 
 
 def test_build_reward_config_from_recipe_options():

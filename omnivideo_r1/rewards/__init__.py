@@ -1,15 +1,15 @@
 """Reward functions: plain functions over a batch of rollouts, `fn(records, cfg, judge=None) -> RewardOutput`.
 
-`cfg` is the reward's own sub-config (`RewardConfig.<name>`). Stage QI uses answer + format + intent, stage MA uses
-answer + format + modality_attention (the released scripts, weights 1 1 1).
+`REWARDS` is the one registry: reward name -> (function, its options dataclass). A recipe selects rewards by name
+with weights (`rewards:`) and sets each one's options (`reward_options.<name>:`). Stage QI uses answer + format +
+intent, stage MA uses answer + format + modality_attention (the released scripts, weights 1 1 1).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Callable
 
-from ..config import _build
+from ..config import ConfigError, build_config
 from ..judges.base import Judge
 from .answer import AnswerRewardConfig, answer_reward
 from .combine import combine_rewards
@@ -18,65 +18,48 @@ from .intent import IntentRewardConfig, intent_reward
 from .modality import ModalityRewardConfig, modality_attention_reward
 from .types import RewardOutput, RolloutRecord
 
-REWARD_FUNCTIONS = {
-    "format": format_reward,
-    "answer": answer_reward,
-    "intent": intent_reward,
-    "modality_attention": modality_attention_reward,
+REWARDS: dict[str, tuple[Callable[..., RewardOutput], type]] = {
+    "format": (format_reward, FormatRewardConfig),
+    "answer": (answer_reward, AnswerRewardConfig),
+    "intent": (intent_reward, IntentRewardConfig),
+    "modality_attention": (modality_attention_reward, ModalityRewardConfig),
 }
 
 
-@dataclass
-class RewardConfig:
-    weights: dict[str, float] = field(default_factory=lambda: {"answer": 1.0, "format": 1.0, "intent": 1.0})
-    """Reward name (a key of REWARD_FUNCTIONS) -> weight in the total; only named rewards are computed."""
-    format: FormatRewardConfig = field(default_factory=FormatRewardConfig)
-    """Settings of the format reward."""
-    answer: AnswerRewardConfig = field(default_factory=AnswerRewardConfig)
-    """Settings of the answer reward."""
-    intent: IntentRewardConfig = field(default_factory=IntentRewardConfig)
-    """Settings of the query-intent grounding reward (stage QI)."""
-    modality_attention: ModalityRewardConfig = field(default_factory=ModalityRewardConfig)
-    """Settings of the modality-attention reward (stage MA)."""
-    judge: Literal["embedded", "http"] = "embedded"
-    """Judge for the intent (and soft answer) rewards: "embedded" (offline, needs reference time-caption pairs)
-    or "http" (an OpenAI-compatible judge server)."""
-
-    def __post_init__(self) -> None:
-        unknown = sorted(set(self.weights) - set(REWARD_FUNCTIONS))
-        if unknown:
-            raise ValueError(f"unknown reward(s) {unknown} in weights; known: {sorted(REWARD_FUNCTIONS)}")
+def build_reward_config(name: str, options: dict[str, Any] | None = None):
+    """The options dataclass of reward `name` from a plain mapping (a recipe's `reward_options.<name>`), checked."""
+    if name not in REWARDS:
+        raise ConfigError(f"unknown reward {name!r}; known: {sorted(REWARDS)}")
+    if options is not None and not isinstance(options, dict):
+        raise ConfigError(f"reward_options.{name}: expected a mapping of options, got {options!r}")
+    return build_config(REWARDS[name][1], dict(options or {}), f"reward_options.{name}")
 
 
-_SUB_CONFIGS = {
-    "format": FormatRewardConfig,
-    "answer": AnswerRewardConfig,
-    "intent": IntentRewardConfig,
-    "modality_attention": ModalityRewardConfig,
-}
+def check_reward_settings(weights: dict[str, float], options: dict[str, dict]) -> None:
+    """Config-load check of a recipe's `rewards` and `reward_options`: known names, valid options."""
+    unknown = sorted(set(weights) - set(REWARDS))
+    if unknown:
+        raise ConfigError(f"rewards: unknown reward(s) {unknown}; known: {sorted(REWARDS)}")
+    for name, opts in options.items():
+        build_reward_config(name, opts)
 
 
-def build_reward_config(name: str, options: dict | None = None):
-    """The sub-config of reward `name` from a plain mapping (a recipe's `reward_options.<name>`), type-checked."""
-    if name not in _SUB_CONFIGS:
-        raise ValueError(f"unknown reward {name!r}; known: {sorted(_SUB_CONFIGS)}")
-    # config._build gives the same unknown-key and wrong-type errors as every other recipe section.
-    return _build(_SUB_CONFIGS[name], dict(options or {}), f"reward_options.{name}")
+def compute_rewards(records: list[RolloutRecord], weights: dict[str, float], options: dict[str, dict],
+                    judge: Judge | None = None) -> dict[str, RewardOutput]:
+    """Run every reward named in `weights` (with its `options`) over the batch; {name: RewardOutput}.
 
-
-def compute_rewards(records: list[RolloutRecord], cfg: RewardConfig,
-                    judge: Judge | None = None) -> tuple[list[float], dict[str, float], dict[str, RewardOutput]]:
-    """Run every weighted reward over the batch; returns (totals with NaN for failures, metrics, per-reward outputs)."""
-    sub_configs = {"format": cfg.format, "answer": cfg.answer, "intent": cfg.intent,
-                   "modality_attention": cfg.modality_attention}
-    outputs = {name: REWARD_FUNCTIONS[name](records, sub_configs[name], judge)
-               for name, w in cfg.weights.items() if w != 0}
-    totals, metrics = combine_rewards(outputs, {name: cfg.weights[name] for name in outputs})
-    return totals, metrics, outputs
+    Weights are applied by `combine_rewards`; a reward with weight 0 is still computed, so it can be watched.
+    """
+    check_reward_settings(weights, options)
+    outputs = {}
+    for name in weights:
+        fn, _ = REWARDS[name]
+        outputs[name] = fn(records, build_reward_config(name, options.get(name)), judge=judge)
+    return outputs
 
 
 __all__ = [
-    "REWARD_FUNCTIONS", "RewardConfig", "RewardOutput", "RolloutRecord", "build_reward_config", "compute_rewards",
-    "combine_rewards",
+    "REWARDS", "RewardOutput", "RolloutRecord", "build_reward_config", "check_reward_settings", "combine_rewards",
+    "compute_rewards",
     "AnswerRewardConfig", "FormatRewardConfig", "IntentRewardConfig", "ModalityRewardConfig",
 ]

@@ -168,7 +168,7 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     """AdamW and the learning-rate schedule."""
     rewards: dict[str, float] = field(default_factory=dict)
-    """Reward weights by name (names from rewards.REWARD_FUNCTIONS). Empty: the stage's paper defaults, all 1."""
+    """Reward weights by name (names from rewards.REWARDS). Empty: the stage's paper defaults, all 1."""
     reward_options: dict[str, dict] = field(default_factory=dict)
     """Per-reward options, e.g. {"modality_attention": {"mode": "confidence"}}, passed to that reward's config."""
     judge: JudgeConfig = field(default_factory=JudgeConfig)

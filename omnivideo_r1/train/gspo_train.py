@@ -32,14 +32,14 @@ from ..algo.advantages import group_advantages
 from ..algo.gspo import gspo_loss, k3_kl, token_mean
 from ..config import config_to_dict, save_config
 from ..media.cache import ClipCache
-from ..rewards import build_reward_config
+from ..rewards import build_reward_config, compute_rewards
 from ..rewards.combine import combine_rewards
 from ..schema import read_samples
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .config import STAGE_DEFAULT_REWARDS, TrainConfig
 from .metrics_log import MetricsLogger
-from .policy_setup import (build_optimizer_and_schedule, compute_rewards, judge_for_rewards, load_policy,
-                           reference_logprobs, save_policy)
+from .policy_setup import (build_optimizer_and_schedule, judge_for_rewards, load_policy, reference_logprobs,
+                           save_policy)
 from .rollout import MediaSkips, rank_slots, rollout_groups, sampler_logprobs, step_prompt_indices
 from .rollout_log import RolloutLog
 

@@ -1,5 +1,5 @@
 """Plumbing the training driver calls: policy loading (tiny or real, frozen encoders, LoRA), judge, optimizer and
-schedule, reward dispatch, reference log-probs."""
+schedule, reference log-probs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import os
 import torch
 
 from ..algo.schedule import warmup_cosine
-from ..rewards import REWARD_FUNCTIONS, build_reward_config
 from ..judges.config import JudgeConfig, build_judge
 from .config import ModelConfig, OptimConfig, TrainConfig
 
@@ -118,15 +117,3 @@ def build_optimizer_and_schedule(model, ocfg: OptimConfig, total_steps: int):
 
     return optimizer, torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: warmup_cosine(step, warmup, total_steps - warmup, floor))
-
-
-def compute_rewards(records, weights: dict[str, float], options: dict[str, dict], judge):
-    """Run each selected reward function (picked from the one REWARD_FUNCTIONS dict) over the batch."""
-    unknown = sorted(set(weights) - set(REWARD_FUNCTIONS))
-    if unknown:
-        raise ValueError(f"unknown reward(s) {unknown}; available: {sorted(REWARD_FUNCTIONS)}")
-    outputs = {}
-    for name in weights:
-        rcfg = build_reward_config(name, options.get(name, {}))
-        outputs[name] = REWARD_FUNCTIONS[name](records, rcfg, judge=judge)
-    return outputs
