@@ -1,7 +1,10 @@
 """`omnivideo-r1` command line: one subcommand per job.
 
 Each job module exposes `add_arguments(parser)` and `run(args) -> int`, and imports heavy libraries (torch,
-transformers) inside `run`, so `omnivideo-r1 --help` stays fast.
+transformers) inside `run`, so `omnivideo-r1 --help` stays fast. Errors have one boundary, here: a user error
+(errors.USER_ERRORS: a bad recipe, data file, clip or checkpoint, a missing path) is one line
+`omnivideo-r1 <command>: error: ...` and exit status 2, as argparse reports a bad command line; anything else is a
+bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -9,6 +12,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+
+from .errors import USER_ERRORS, one_line
 
 # subcommand -> (module, one-line help). A dict literal, not a registry: add a line to add a job.
 COMMANDS = {
@@ -38,7 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     cmd_parser = argparse.ArgumentParser(prog=f"omnivideo-r1 {name}", description=COMMANDS[name][1])
     module.add_arguments(cmd_parser)
     args = cmd_parser.parse_args(argv[1:])
-    code = int(module.run(args) or 0)
+    try:
+        code = int(module.run(args) or 0)
+    except USER_ERRORS as exc:
+        print(f"omnivideo-r1 {name}: error: {one_line(exc)}", file=sys.stderr)
+        return 2
     _close_process_group()  # only after success: a failed rank exits and the launcher stops the others
     return code
 

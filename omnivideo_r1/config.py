@@ -15,13 +15,15 @@ from typing import Any, TypeVar
 
 import yaml
 
+from .errors import UserError
+
 T = TypeVar("T")
 
 RECIPE_DIR = os.path.join(os.path.dirname(__file__), "recipes")
 
 
-class ConfigError(ValueError):
-    """A recipe or override that does not fit the config dataclass."""
+class ConfigError(UserError, ValueError):
+    """A recipe or override that does not fit the config dataclass (unknown key, wrong type, invalid value)."""
 
 
 def resolve_recipe_path(name_or_path: str) -> str:

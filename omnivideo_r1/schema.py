@@ -19,11 +19,13 @@ import string
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Iterator
 
+from .errors import UserError
+
 LETTERS = string.ascii_uppercase
 MODALITY_NEEDS = ("video", "audio", "both", "unknown")
 
 
-class SchemaError(ValueError):
+class SchemaError(UserError, ValueError):
     """A record that does not fit the sample schema; the message names the file, line and field."""
 
 

@@ -354,10 +354,12 @@ def test_cli_one_line_errors(tmp_path, capsys):
              (("--benchmark", "synthetic", "--data", data, "--modality", "silent"), "unknown modality"),
              (("--benchmark", "synthetic", "--data", data, "--set", "fps=-1"), "fps"),
              (("--benchmark", "worldsense", "--data", str(tmp_path / "syn")), "no WorldSense annotation file")]
+    from omnivideo_r1 import cli
+
     for argv, message in cases:
-        assert eval_cli.run(_args("--model", model, *argv)) == 2
+        assert cli.main(["eval", "--model", model, *argv]) == 2
         err = capsys.readouterr().err
-        assert message in err and err.count("\n") == 1, err
+        assert message in err and err.count("\n") == 1 and err.startswith("omnivideo-r1 eval: error: "), err
 
 
 def _tiny_policy_dir(tmp_path):

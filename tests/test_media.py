@@ -206,7 +206,7 @@ def test_cli_inspect(media, tmp_path, capsys):
     garbage.write_bytes(b"\x00not a video" * 100)
     assert cli.main(["inspect", str(garbage), "--json"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith(f"error: {garbage}: ")
+    assert len(err) == 1 and err[0].startswith(f"omnivideo-r1 inspect: error: {garbage}: ")
 
 
 def test_clip_cache_hits_misses_eviction(media, tmp_path):

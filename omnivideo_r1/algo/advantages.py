@@ -41,7 +41,7 @@ def group_advantages(
     if group_size < 2:
         raise ValueError(
             f"group_advantages: group_size must be >= 2 (a group of one has no baseline), got {group_size}; "
-            "set num_generations >= 2"
+            "set rollout.rollouts_per_prompt >= 2"
         )
     B = rewards_B.shape[0]
     if B % group_size != 0:

@@ -17,14 +17,14 @@ import hashlib
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 
 @dataclass
 class BalanceConfig:
     min_per_category: int = 10
     """Categories with fewer samples are dropped entirely (reason "long_tail"); released code: 10."""
-    cap_reference: str = "median"
+    cap_reference: Literal["median", "second_largest", "none"] = "median"
     """What the ratio cap is relative to: "median" (median category size), "second_largest" (released), "none"."""
     max_ratio: float = 3.0
     """Cap = floor(max_ratio x reference size); samples over it are dropped (reason "balance_cap")."""
@@ -48,6 +48,16 @@ class BalanceResult:
     """The per-category cap that was applied (None if no cap)."""
     sizes_before: dict[str, int]
     sizes_after: dict[str, int]
+
+
+def check_balance_config(cfg: BalanceConfig) -> None:
+    """Value checks of the balance section; ValueError names the key and the fix."""
+    if cfg.min_per_category < 0:
+        raise ValueError(f"balance.min_per_category={cfg.min_per_category}: must be >= 0 (0 keeps every category)")
+    if cfg.max_ratio <= 0:
+        raise ValueError(f"balance.max_ratio={cfg.max_ratio}: must be > 0")
+    if cfg.absolute_cap is not None and cfg.absolute_cap < 1:
+        raise ValueError(f"balance.absolute_cap={cfg.absolute_cap}: must be >= 1, or null for no absolute cap")
 
 
 def tie_hash(seed: int, uid: str) -> str:

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
+
+from ..errors import UsageError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,16 +46,17 @@ def video_roots(values: list[str], inputs: list[str]) -> tuple[str | None, dict[
         elif default is None:
             default = value
         else:
-            raise ValueError(f"--video-root {value}: a second root for every input; write INPUT=DIR to give one "
+            raise UsageError(f"--video-root {value}: a second root for every input; write INPUT=DIR to give one "
                              f"input its own root (inputs: {inputs})")
     for folder in [default, *per_input.values()]:
         if folder is not None and not os.path.isdir(folder):
-            raise ValueError(f"--video-root {folder}: not a folder; give the folder the input's clips are under")
+            raise UsageError(f"--video-root {folder}: not a folder; give the folder the input's clips are under")
     return default, per_input
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..config import ConfigError, load_config, save_config
+    # A bad recipe or an unreadable --input raises a user error, reported as one line by omnivideo_r1/cli.py.
+    from ..config import load_config, save_config
     from .pipeline import CurationConfig, run_curation
 
     overrides = list(args.overrides)
@@ -62,21 +64,13 @@ def run(args: argparse.Namespace) -> int:
                        ("judge.model", args.judge_model)):
         if value is not None:
             overrides.append(f"{key}={value}")
-    try:
-        cfg = load_config(CurationConfig, args.config, overrides)
-        default_root, per_input = video_roots(args.video_root, args.input)
-    except (ConfigError, ValueError) as exc:
-        print(f"curate: {exc}", file=sys.stderr)
-        return 2
+    cfg = load_config(CurationConfig, args.config, overrides)
+    default_root, per_input = video_roots(args.video_root, args.input)
     if default_root is not None:
         cfg.video_root = default_root
     cfg.video_roots.update(per_input)
     save_config(cfg, os.path.join(args.out, "config.yaml"))
-    try:
-        result = run_curation(args.input, args.out, cfg)
-    except ValueError as exc:  # a wrong --input / config, not a bad record: say what to fix
-        print(f"curate: {exc}", file=sys.stderr)
-        return 2
+    result = run_curation(args.input, args.out, cfg)
     rep = result.report
     print(f"curate: {rep['input_questions']} questions from {rep['input_records']} records -> kept {rep['kept']}, "
           f"rejected {rep['rejected']} ({cfg.rules.name} rules, judge {rep['judge']}); "

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
+from ..config import ConfigError
+from ..errors import InputError
 from ..judges.base import CURATION_DIMENSIONS, Judge, JudgeRequest, JudgeResult
 from ..judges.cache import CachedJudge
 from ..judges.config import JudgeConfig, build_judge
 from ..schema import AVSample, write_jsonl, write_samples
 from ..taxonomy import OTHER, CategorySpec, default_taxonomy, normalize_label, validate_taxonomy
-from .balance import BalanceConfig, balance
+from .balance import BalanceConfig, balance, check_balance_config
 from .filters import RuleSet, composite_score, filter_record
 from .report import build_report, write_report
 from .sources import SourceItem, read_sources
@@ -31,7 +33,7 @@ class CurationConfig:
     """Weights of the four judge dimensions in the composite score (normalised; default: plain mean)."""
     taxonomy: list[CategorySpec] = field(default_factory=default_taxonomy)
     """Categories a sample may be assigned; must contain "other"."""
-    unknown_label: str = "other"
+    unknown_label: Literal["other", "reject"] = "other"
     """What to do with a category label outside the taxonomy: "other" (relabel) or "reject"."""
     balance: BalanceConfig = field(default_factory=BalanceConfig)
     """Long-tail pruning and per-category caps."""
@@ -47,6 +49,21 @@ class CurationConfig:
     Results are always cached, under judge.cache_dir or else <out>/judge_cache, so reruns send nothing twice."""
     judge_batch_size: int = 64
     """Requests per judge call; also the granularity at which results reach the cache (what a crash can lose)."""
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        """Value and cross-field checks (run when a recipe is loaded and when a run starts); ValueError names the
+        key and the fix."""
+        validate_taxonomy(self.taxonomy, "taxonomy")
+        composite_score({k: 0.0 for k in CURATION_DIMENSIONS}, self.composite_weights)  # checks the weights
+        check_balance_config(self.balance)
+        if self.rules.scale <= 0 or self.rules.tolerance < 0:
+            raise ValueError(f"rules.scale={self.rules.scale} must be > 0 and rules.tolerance={self.rules.tolerance} "
+                             ">= 0")
+        if self.judge_batch_size < 1:
+            raise ValueError(f"judge_batch_size={self.judge_batch_size}: must be >= 1")
 
 
 @dataclass
@@ -139,10 +156,7 @@ def _rejection(item: SourceItem, stage: str, reason: str, detail: str, **more: A
 
 def run_curation(inputs: list[str], out_dir: str, cfg: CurationConfig, judge: Judge | None = None) -> CurationResult:
     """Curate `inputs` into out_dir (kept.jsonl, rejected.jsonl, report.json/.md, categories.png)."""
-    validate_taxonomy(cfg.taxonomy, "curation config taxonomy")
-    if cfg.unknown_label not in ("other", "reject"):
-        raise ValueError(f"unknown_label {cfg.unknown_label!r}: use 'other' or 'reject'")
-    composite_score({k: 0.0 for k in CURATION_DIMENSIONS}, cfg.composite_weights)  # validates the weights early
+    cfg.check()  # again: the config may have been changed after it was built
     os.makedirs(out_dir, exist_ok=True)
     base_judge = judge if judge is not None else build_judge(cfg.judge, cache_dir="")
     cached = CachedJudge(base_judge, cfg.judge.cache_dir or os.path.join(out_dir, "judge_cache"))
@@ -155,8 +169,11 @@ def run_curation(inputs: list[str], out_dir: str, cfg: CurationConfig, judge: Ju
 def _run(inputs: list[str], out_dir: str, cfg: CurationConfig, judge: CachedJudge) -> CurationResult:
     unknown = sorted(set(cfg.video_roots) - set(inputs))
     if unknown:
-        raise ValueError(f"video_roots names {unknown}, which are not inputs; inputs are {list(inputs)}")
-    items = read_sources(inputs, cfg.video_root, cfg.video_roots)
+        raise ConfigError(f"video_roots names {unknown}, which are not inputs; inputs are {list(inputs)}")
+    try:
+        items = read_sources(inputs, cfg.video_root, cfg.video_roots)
+    except ValueError as exc:  # sources raise ValueError only for an unreadable input file, naming it
+        raise InputError(str(exc)) from None
     rejected: dict[str, dict[str, Any]] = {}
 
     # Stage "source": records that did not parse into a question.

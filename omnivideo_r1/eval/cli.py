@@ -17,6 +17,7 @@ import os
 import sys
 from typing import Any
 
+from ..errors import InputError, UsageError
 from .benchmarks import BENCHMARKS
 from .runner import MODALITIES, EvalConfig
 
@@ -45,24 +46,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--title", default=None, help="report title (default: the benchmark name)")
 
 
-class _Usage(Exception):
-    """A bad command line; reported as one line with exit status 2."""
-
-
 def _check_args(args: argparse.Namespace) -> str:
     name = args.benchmark.lower().replace("_", "-")
     if name not in BENCHMARKS:
-        raise _Usage(f"unknown benchmark {args.benchmark!r}; choose from {sorted(BENCHMARKS)}")
+        raise UsageError(f"unknown benchmark {args.benchmark!r}; choose from {sorted(BENCHMARKS)}")
     bad = [m for m in args.modality if m not in MODALITIES]
     if bad:
-        raise _Usage(f"unknown modality {bad}; choose from {list(MODALITIES)} (video = silent video)")
+        raise UsageError(f"unknown modality {bad}; choose from {list(MODALITIES)} (video = silent video)")
     if not os.path.exists(args.data):
-        raise _Usage(f"--data {args.data}: no such file or folder; pass the benchmark's annotation file or root")
+        raise UsageError(f"--data {args.data}: no such file or folder; pass the benchmark's annotation file or root")
     for model in args.model:
         if not os.path.isdir(model):
-            raise _Usage(f"--model {model}: not a folder; pass a checkpoint directory (config.json + weights)")
+            raise UsageError(f"--model {model}: not a folder; pass a checkpoint directory (config.json + weights)")
     if args.limit is not None and args.limit < 1:
-        raise _Usage(f"--limit {args.limit}: give a positive number of questions")
+        raise UsageError(f"--limit {args.limit}: give a positive number of questions")
     return name
 
 
@@ -111,22 +108,17 @@ def run(args: argparse.Namespace) -> int:
     from .report import EVAL_INPUTS, markdown_report, summarize, write_report
     from .runner import evaluate
 
-    from ..config import ConfigError
-    from ..schema import SchemaError, write_jsonl
+    from ..schema import write_jsonl
 
-    try:
-        name = _check_args(args)
-        cfg = _config(args)
-        samples, skipped = load_benchmark(name, args.data)
-    except (_Usage, ConfigError, SchemaError, FileNotFoundError, ValueError) as exc:
-        print(f"omnivideo-r1 eval: error: {exc}", file=sys.stderr)
-        return 2
+    # Bad arguments, recipes, annotation files and checkpoints raise user errors (errors.py): the CLI's error
+    # boundary prints them as one line.
+    name = _check_args(args)
+    cfg = _config(args)
+    samples, skipped = load_benchmark(name, args.data)
     if not samples:
         example = skipped.items[0]["detail"] if len(skipped) else "the file holds no questions"
-        print(f"omnivideo-r1 eval: error: {args.data}: no usable {name} questions "
-              f"({len(skipped)} skipped: {skipped.by_reason()}; first: {example}); check the media layout",
-              file=sys.stderr)
-        return 2
+        raise InputError(f"{args.data}: no usable {name} questions ({len(skipped)} skipped: "
+                         f"{skipped.by_reason()}; first: {example}); check the media layout")
 
     from .runner import process_state
 

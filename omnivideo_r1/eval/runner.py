@@ -49,10 +49,14 @@ class EvalConfig:
     sources without one (our JSONL) keep ours."""
 
     def __post_init__(self) -> None:
-        if self.fps <= 0 or self.max_frames < 1 or self.batch_size < 1 or self.max_new_tokens < 1:
-            raise ValueError(f"EvalConfig: fps, max_frames, batch_size and max_new_tokens must be positive ({self})")
+        bad = [f"{k}={getattr(self, k)}" for k in ("fps", "max_frames", "batch_size", "max_new_tokens")
+               if getattr(self, k) <= 0]
+        if self.max_pixels is not None and self.max_pixels < 1:
+            bad.append(f"max_pixels={self.max_pixels}")
+        if bad:
+            raise ValueError(f"{', '.join(bad)}: must be positive (max_pixels: or null for the source size)")
         if self.limit is not None and self.limit < 1:
-            raise ValueError(f"EvalConfig: limit must be >= 1 or None, got {self.limit}")
+            raise ValueError(f"limit={self.limit}: must be >= 1, or null for all questions")
 
 
 class EvalPolicy(Protocol):

@@ -6,11 +6,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import UserError
+
 AUDIO_SAMPLE_RATE = 16_000
 """Qwen-Omni's audio encoders (Whisper features) expect 16 kHz mono."""
 
 
-class MediaError(RuntimeError):
+class MediaError(UserError, RuntimeError):
     """A media file that cannot be used (missing, empty, truncated, garbage, no video stream).
 
     The message always starts with the file path, so a skipped sample can be traced back to its clip.

@@ -14,6 +14,8 @@ from typing import Any
 
 import torch
 
+from ..errors import CheckpointError
+
 # config.json model_type -> (family, is a full Omni checkpoint whose thinker is a sub-model)
 MODEL_TYPES = {
     "qwen3_omni_moe_thinker": ("qwen3_omni", False),
@@ -29,11 +31,14 @@ def checkpoint_family(path: str) -> tuple[str, bool]:
     if not os.path.exists(config_path):
         raise FileNotFoundError(f"{config_path} is missing: give a checkpoint directory "
                                 "(build a tiny one with omnivideo_r1.policy.tiny.build_tiny_policy_files)")
-    with open(config_path, encoding="utf-8") as fh:
-        model_type = json.load(fh).get("model_type")
+    try:
+        with open(config_path, encoding="utf-8") as fh:
+            model_type = json.load(fh).get("model_type")
+    except (ValueError, AttributeError) as exc:  # not JSON, or JSON that is not an object
+        raise CheckpointError(f"{config_path}: not a valid model config ({exc})") from None
     if model_type not in MODEL_TYPES:
-        raise ValueError(f"{config_path}: model_type {model_type!r} is not a Qwen-Omni model; "
-                         f"supported: {sorted(MODEL_TYPES)}")
+        raise CheckpointError(f"{config_path}: model_type {model_type!r} is not a Qwen-Omni model; "
+                              f"supported: {sorted(MODEL_TYPES)}")
     return MODEL_TYPES[model_type]
 
 
@@ -84,13 +89,19 @@ def load_thinker(path: str, dtype: torch.dtype | str = torch.float32, attn_imple
     if full:
         # The thinker's tensors sit under "thinker."; talker / code2wav / token2wav tensors are left unread.
         kwargs["key_mapping"] = {r"^thinker\.": ""}
-    model, info = thinker_cls.from_pretrained(path, **kwargs)
+    from safetensors import SafetensorError
+
+    try:
+        model, info = thinker_cls.from_pretrained(path, **kwargs)
+    except (OSError, SafetensorError) as exc:  # no weight files, or truncated / garbage ones
+        raise CheckpointError(f"{path}: cannot load the model weights ({str(exc).splitlines()[0]}); "
+                              "give a complete checkpoint folder") from exc
     problems = {k: sorted(map(str, info[k])) for k in ("missing_keys", "unexpected_keys", "mismatched_keys")
                 if info.get(k)}
     if problems:
         detail = "; ".join(f"{k.replace('_', ' ')}: {len(v)} ({', '.join(v[:3])}{', ...' if len(v) > 3 else ''})"
                            for k, v in problems.items())
-        raise ValueError(f"{path}: the checkpoint's tensors do not match the {thinker_cls.__name__} its config.json "
+        raise CheckpointError(f"{path}: the checkpoint's tensors do not match the {thinker_cls.__name__} its config.json "
                          f"describes ({detail}); is the checkpoint complete and unmodified?")
     if full:
         # transformers saves by reverting the renames it applied at load time, ours included; without this the

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,7 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..config import ConfigError, load_config
+    from ..config import load_config
+    from ..errors import UsageError
     from .scene import WorldConfig
     from .world import generate_world
 
@@ -31,11 +31,14 @@ def run(args: argparse.Namespace) -> int:
         overrides.append(f"questions_per_clip={args.questions_per_clip}")
     try:
         splits = tuple(float(x) for x in args.splits.split(","))
-        config = load_config(WorldConfig, None, overrides)
-        summary = generate_world(args.out, args.n, seed=args.seed, splits=splits, config=config)
-    except (ConfigError, ValueError) as exc:
-        print(f"omnivideo-r1 synth: {exc}", file=sys.stderr)
-        return 2
+    except ValueError:
+        raise UsageError(f"--splits {args.splits!r}: give three fractions, e.g. 0.8,0.1,0.1") from None
+    if args.n < 1:
+        raise UsageError(f"--n {args.n}: give the number of clips, >= 1")
+    if len(splits) != 3 or any(f < 0 for f in splits) or abs(sum(splits) - 1.0) > 1e-6:
+        raise UsageError(f"--splits {args.splits!r}: three non-negative fractions (train, val, test) summing to 1")
+    config = load_config(WorldConfig, None, overrides)  # a bad --set raises ConfigError naming the key
+    summary = generate_world(args.out, args.n, seed=args.seed, splits=splits, config=config)
     brief = {k: v for k, v in summary.items() if k not in ("config", "per_split")}
     print(json.dumps(brief, indent=2, sort_keys=True))
     return 0

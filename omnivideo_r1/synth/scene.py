@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ..config import ConfigError
 from ..schema import TimeCaption
 
 COLOUR_RGB = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (50, 90, 235), "yellow": (235, 215, 40)}
@@ -257,8 +258,8 @@ def sample_timeline(rng: np.random.Generator, cfg: WorldConfig) -> Timeline:
                   for i, (s, e) in enumerate(vspans)]
         audio = [AudioEvent(cfg.sounds[int(rng.integers(len(cfg.sounds)))], s * g, e * g) for s, e in aspans]
         return Timeline(cfg.duration_s, visual, audio, cfg._cells(cfg.audio_event_s[0]) * g)
-    raise RuntimeError(f"WorldConfig: could not place audio events in {cfg.max_attempts} tries; "
-                       "shorten audio_event_s or lower max_audio_events")
+    raise ConfigError(f"WorldConfig: could not place audio events in {cfg.max_attempts} tries; "
+                      "shorten audio_event_s or lower max_audio_events")
 
 
 def _shape_mask(shape: str, position: str, cfg: WorldConfig) -> np.ndarray:

@@ -13,6 +13,10 @@ import re
 import shutil
 from typing import Any
 
+from safetensors import SafetensorError
+
+from ..errors import CheckpointError
+
 STEP_DIR = re.compile(r"^step_(\d+)$")
 TRAINER_STATE = "trainer_state.json"
 
@@ -64,9 +68,21 @@ def load_checkpoint(accelerator, path: str) -> dict[str, Any]:
     state_file = os.path.join(path, TRAINER_STATE)
     if not os.path.exists(state_file):
         raise FileNotFoundError(f"{path}: not a complete checkpoint (no {TRAINER_STATE}); pick another or start fresh")
-    accelerator.load_state(path)
-    with open(state_file, encoding="utf-8") as fh:
-        return json.load(fh)
+    fix = "delete this checkpoint folder to resume from an earlier one, or run without --resume"
+    try:
+        with open(state_file, encoding="utf-8") as fh:
+            state = json.load(fh)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{state_file}: not valid JSON ({exc}); {fix}") from None
+    if not isinstance(state, dict) or not isinstance(state.get("step"), int):
+        raise CheckpointError(f"{state_file}: no integer 'step' in the trainer state; {fix}")
+    try:
+        accelerator.load_state(path)
+    # Truncated or garbage files (SafetensorError, pickle/OS errors) or a model whose shapes changed (RuntimeError).
+    except (SafetensorError, OSError, RuntimeError, ValueError, KeyError, EOFError) as exc:
+        raise CheckpointError(f"{path}: cannot restore the saved state ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0] if str(exc) else ''}); {fix}") from exc
+    return state
 
 
 def _prune(out_dir: str, keep: int) -> None:

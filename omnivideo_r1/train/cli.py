@@ -7,7 +7,7 @@ train --config qi_tiny`.
 from __future__ import annotations
 
 import argparse
-import sys
+import os
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,34 +17,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..config import ConfigError, load_config
+    # Errors (a bad recipe, a malformed record, unusable media, a missing checkpoint) are reported as one line by
+    # the CLI's error boundary (omnivideo_r1/cli.py).
+    from ..config import load_config
+    from ..errors import UsageError
     from .config import TrainConfig
 
-    try:
-        cfg = load_config(TrainConfig, args.config, args.overrides)
-    except (ConfigError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    cfg = load_config(TrainConfig, args.config, args.overrides)
     if not cfg.data.train_path:
-        print("error: data.train_path is empty; give a JSONL (e.g. `omnivideo-r1 synth --out world` then "
-              "data.train_path=world/train.jsonl)", file=sys.stderr)
-        return 2
-    import os
-
+        raise UsageError("data.train_path is empty; give a JSONL (e.g. `omnivideo-r1 synth --out world` then "
+                         "data.train_path=world/train.jsonl)")
     if not os.path.exists(cfg.data.train_path):
-        print(f"error: data.train_path={cfg.data.train_path!r} does not exist; create data with `omnivideo-r1 synth "
-              "--out world` or `omnivideo-r1 curate`, or pass data.train_path=PATH", file=sys.stderr)
-        return 2
+        raise UsageError(f"data.train_path={cfg.data.train_path!r} does not exist; create data with `omnivideo-r1 "
+                         "synth --out world` or `omnivideo-r1 curate`, or pass data.train_path=PATH")
     from .gspo_train import train
 
-    from ..media.types import MediaError
-    from ..schema import SchemaError
-
-    try:
-        summary = train(cfg, resume=args.resume)
-    except (SchemaError, MediaError, FileNotFoundError) as exc:
-        # Bad inputs (a malformed record, unusable media, a missing checkpoint): one line naming the file and fix.
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    summary = train(cfg, resume=args.resume)
     print(f"done: {summary['steps']} steps, policy saved to {summary['final_dir']}")
     return 0

@@ -9,10 +9,12 @@ GSPO's clipping acts.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
 from ..judges.config import JudgeConfig
+from ..rewards import check_reward_settings
 
 
 @dataclass
@@ -175,12 +177,58 @@ class TrainConfig:
     """Judge used by the intent (and optional soft answer) reward."""
 
     def __post_init__(self) -> None:
-        if self.rollout.rollouts_per_prompt < 2:
-            raise ValueError("rollout.rollouts_per_prompt must be >= 2: group advantages need at least two rollouts")
-        if self.gspo.minibatches_per_rollout < 1:
-            raise ValueError("gspo.minibatches_per_rollout must be >= 1")
-        if self.run.steps < 1:
-            raise ValueError("run.steps must be >= 1")
+        # Every value and cross-field check runs here, when the recipe is loaded, so a bad setting stops the run
+        # before any model is built. The split of prompts between processes is checked at launch (rank_slots).
+        problems = _check_train_config(self)
+        if problems:
+            raise ValueError("; ".join(problems))
+        # Reward names and their options (unknown names, keys or values raise a ConfigError naming them).
+        check_reward_settings(self.rewards, self.reward_options)
+
+
+def _check_train_config(cfg: TrainConfig) -> list[str]:
+    """One message per violated rule, each naming the key(s) and the fix."""
+    r, g, o, d, m, run = cfg.rollout, cfg.gspo, cfg.optim, cfg.data, cfg.model, cfg.run
+    checks = [
+        (run.steps >= 1, f"run.steps={run.steps}: must be >= 1"),
+        (run.save_every >= 0, f"run.save_every={run.save_every}: must be >= 0 (0: only the final policy)"),
+        (run.keep_checkpoints >= 1, f"run.keep_checkpoints={run.keep_checkpoints}: must be >= 1"),
+        (run.log_every >= 1, f"run.log_every={run.log_every}: must be >= 1"),
+        (m.lora_rank >= 0, f"model.lora_rank={m.lora_rank}: must be >= 0 (0 trains without LoRA)"),
+        (m.lora_rank == 0 or m.lora_alpha > 0, f"model.lora_alpha={m.lora_alpha}: must be > 0"),
+        (0.0 <= m.lora_dropout < 1.0, f"model.lora_dropout={m.lora_dropout}: must be in [0, 1)"),
+        (m.lora_rank == 0 or bool(m.lora_target_modules),
+         "model.lora_target_modules is empty: name the modules LoRA adapts (e.g. [q_proj, v_proj])"),
+        (d.fps > 0, f"data.fps={d.fps}: must be > 0"),
+        (d.max_frames >= 1, f"data.max_frames={d.max_frames}: must be >= 1"),
+        (d.max_pixels >= 1, f"data.max_pixels={d.max_pixels}: must be >= 1"),
+        (d.clip_cache_bytes >= 0, f"data.clip_cache_bytes={d.clip_cache_bytes}: must be >= 0 (0 disables the cache)"),
+        (r.prompts_per_step >= 1, f"rollout.prompts_per_step={r.prompts_per_step}: must be >= 1"),
+        (r.rollouts_per_prompt >= 2,
+         f"rollout.rollouts_per_prompt={r.rollouts_per_prompt}: must be >= 2 (group advantages need at least two "
+         "rollouts per prompt)"),
+        (r.max_new_tokens >= 1, f"rollout.max_new_tokens={r.max_new_tokens}: must be >= 1"),
+        (r.temperature > 0, f"rollout.temperature={r.temperature}: must be > 0 (GSPO samples; log-probs use it)"),
+        (0.0 < r.top_p <= 1.0, f"rollout.top_p={r.top_p}: must be in (0, 1]"),
+        (g.minibatches_per_rollout >= 1, f"gspo.minibatches_per_rollout={g.minibatches_per_rollout}: must be >= 1"),
+        (g.minibatches_per_rollout < 1 or r.prompts_per_step % g.minibatches_per_rollout == 0,
+         f"rollout.prompts_per_step={r.prompts_per_step} must be divisible by gspo.minibatches_per_rollout="
+         f"{g.minibatches_per_rollout}: set prompts_per_step to a multiple of it, or change minibatches_per_rollout"),
+        (0.0 <= g.clip_low < 1.0, f"gspo.clip_low={g.clip_low}: must be in [0, 1) (the paper: 3e-4)"),
+        (g.clip_high >= 0.0, f"gspo.clip_high={g.clip_high}: must be >= 0 (the paper: 4e-4)"),
+        (g.beta >= 0.0, f"gspo.beta={g.beta}: must be >= 0 (0 disables the KL term)"),
+        (g.advantage_eps >= 0.0, f"gspo.advantage_eps={g.advantage_eps}: must be >= 0"),
+        (o.lr > 0.0, f"optim.lr={o.lr}: must be > 0"),
+        (0.0 <= o.min_lr <= o.lr, f"optim.min_lr={o.min_lr}: must be in [0, optim.lr={o.lr}]"),
+        (0.0 <= o.warmup_fraction <= 1.0, f"optim.warmup_fraction={o.warmup_fraction}: must be in [0, 1]"),
+        (o.weight_decay >= 0.0, f"optim.weight_decay={o.weight_decay}: must be >= 0"),
+        (o.max_grad_norm >= 0.0, f"optim.max_grad_norm={o.max_grad_norm}: must be >= 0 (0 disables clipping)"),
+        (len(o.adam_betas) == 2 and all(0.0 <= b < 1.0 for b in o.adam_betas),
+         f"optim.adam_betas={o.adam_betas}: must be two numbers in [0, 1), e.g. [0.9, 0.999]"),
+        (all(math.isfinite(w) for w in cfg.rewards.values()),
+         f"rewards={cfg.rewards}: weights must be finite numbers"),
+    ]
+    return [message for ok, message in checks if not ok]
 
 
 STAGE_DEFAULT_REWARDS = {

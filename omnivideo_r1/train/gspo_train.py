@@ -31,6 +31,7 @@ from accelerate.utils import set_seed
 from ..algo.advantages import group_advantages
 from ..algo.gspo import gspo_loss, k3_kl, token_mean
 from ..config import config_to_dict, save_config
+from ..errors import CheckpointError, InputError
 from ..media.cache import ClipCache
 from ..rewards import build_reward_config, compute_rewards
 from ..rewards.combine import combine_rewards
@@ -59,9 +60,11 @@ def train(cfg: TrainConfig, resume: bool = False, accelerator: Accelerator | Non
     slots_by_minibatch = rank_slots(P, M, world, rank)
     my_slots = [s for block in slots_by_minibatch for s in block]
 
-    # ---- policy, data, judge, optimizer ----
-    policy = load_policy(cfg, accelerator)
+    # ---- data, policy, judge, optimizer (the data first: a malformed file fails before any model is built) ----
     samples = read_samples(cfg.data.train_path)
+    if not samples:
+        raise InputError(f"data.train_path={cfg.data.train_path!r} has no samples; give a JSONL with one per line")
+    policy = load_policy(cfg, accelerator)
     judge = judge_for_rewards(cfg.judge, weights)
     optimizer, scheduler = build_optimizer_and_schedule(policy.model, cfg.optim, cfg.run.steps)
     train_model, optimizer = accelerator.prepare(policy.model, optimizer)
@@ -74,7 +77,8 @@ def train(cfg: TrainConfig, resume: bool = False, accelerator: Accelerator | Non
     if resume and (ckpt := latest_checkpoint(cfg.run.out_dir)):
         state = load_checkpoint(accelerator, ckpt)
         if state["stage"] != cfg.run.stage:
-            raise ValueError(f"{ckpt} is a stage-{state['stage']} checkpoint; this run is stage {cfg.run.stage}")
+            raise CheckpointError(f"{ckpt} is a stage-{state.get('stage')} checkpoint; this run is stage "
+                                  f"{cfg.run.stage}: give this stage its own run.out_dir")
         start_step = state["step"]
         skips.counts = dict(state.get("media_skips", {}))
     logger = MetricsLogger(cfg.run.out_dir, cfg.run.tensorboard, cfg.run.wandb_project, config=config_to_dict(cfg),

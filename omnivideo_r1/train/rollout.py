@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from ..answers import extract_answer_block, parse_choice
+from ..config import ConfigError
 from ..media.cache import ClipCache
 from ..media.types import Clip, MediaError
 from ..policy.prompting import Completion, PolicyPrompt
@@ -51,9 +52,12 @@ def rank_slots(prompts_per_step: int, minibatches: int, world_size: int, rank: i
     one process and W processes take identical optimizer steps.
     """
     if prompts_per_step % (minibatches * world_size):
-        raise ValueError(
+        # A launch-time check: the recipe cannot know how many processes `accelerate launch` starts.
+        raise ConfigError(
             f"rollout.prompts_per_step={prompts_per_step} must be divisible by gspo.minibatches_per_rollout="
-            f"{minibatches} x processes={world_size}")
+            f"{minibatches} x {world_size} processes: launch a process count that divides "
+            f"{prompts_per_step // minibatches}, or set rollout.prompts_per_step to a multiple of "
+            f"{minibatches * world_size}")
     block = prompts_per_step // minibatches
     return [list(range(j * block + rank, (j + 1) * block, world_size)) for j in range(minibatches)]
 
@@ -88,8 +92,8 @@ def load_sample_clip(samples: list[AVSample], index: int, data: DataConfig, cach
             return sample, clip
         except MediaError as exc:
             skips.add(sample.video, str(exc).replace(sample.video, "").strip(": "))
-    raise RuntimeError(f"{max_tries} consecutive samples from index {index} have unusable media; "
-                       f"check the data (skips so far: {skips.counts})")
+    raise MediaError(f"{data.train_path}: {max_tries} consecutive samples from index {index} have unusable media "
+                     f"(skips so far: {skips.counts}); check the clips the records point to")
 
 
 def answer_prefix_ids(tokenizer, completion_text: str) -> list[int] | None:
