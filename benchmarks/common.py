@@ -71,13 +71,15 @@ def n_params(model) -> int:
 
 def synthetic_clip(seconds: float, seed: int = 0, fps: float = 2.0, side: int = 256, read_only: bool = True):
     """Random frames at `fps` plus 16 kHz audio; read-only like ClipCache's clips (so the input cache applies)."""
-    from omnivideo_r1.policy.omni import clip_from_arrays
+    from omnivideo_r1.media.types import Clip
 
     rng = np.random.RandomState(seed)
     frames = max(2, int(round(seconds * fps)))
     video = rng.randint(0, 256, (frames, side, side, 3), dtype=np.uint8)
     audio = (0.1 * rng.randn(int(16_000 * seconds))).astype(np.float32)
-    clip = clip_from_arrays(video, audio, fps=fps, path=f"synthetic_{seed}_{seconds}s.mp4")
+    times = np.arange(frames, dtype=np.float64) / fps
+    duration = max(frames / fps, len(audio) / 16_000)
+    clip = Clip(f"synthetic_{seed}_{seconds}s.mp4", video, times, fps, audio, 0.0, duration)
     if read_only:
         clip.frames_THWC.flags.writeable = False
         clip.audio.flags.writeable = False

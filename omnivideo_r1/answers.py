@@ -28,8 +28,7 @@ The same module holds the one grammar of option labels ("A. x", "(B) y", and lis
 from __future__ import annotations
 
 import re
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .schema import LETTERS
@@ -72,29 +71,6 @@ class ChoiceParse:
     """Which tier decided: yes_no, whole, label, answer_phrase, option_phrase, bracket, standalone, option_text, none."""
     reason: str | None = None
     """Why it is None: empty, ambiguous, out_of_range, no_match."""
-
-
-@dataclass
-class ParseStats:
-    """Counts of parse methods and failure reasons over many replies (eval reports, reward metrics)."""
-
-    methods: Counter = field(default_factory=Counter)
-    failures: Counter = field(default_factory=Counter)
-    total: int = 0
-
-    def add(self, parse: ChoiceParse) -> None:
-        self.total += 1
-        self.methods[parse.method] += 1
-        if parse.letter is None:
-            self.failures[parse.reason or "no_match"] += 1
-
-    def as_metrics(self, prefix: str = "parse/") -> dict[str, float]:
-        """Rates over `total` (0.0 when nothing was added)."""
-        denom = max(self.total, 1)
-        out = {f"{prefix}{k}_rate": v / denom for k, v in self.methods.items()}
-        out.update({f"{prefix}fail_{k}_rate": v / denom for k, v in self.failures.items()})
-        out[f"{prefix}unparsed_rate"] = sum(self.failures.values()) / denom
-        return out
 
 
 def extract_answer_block(text: str | None) -> str | None:
@@ -327,4 +303,11 @@ def is_correct(completion: str | None, sample: "AVSample", require_answer_block:
         completion = extract_answer_block(completion or "")
         if completion is None:
             return False
-    return parse_choice(completion, sample.options, multi=len(sample.answer) > 1) == "".join(sorted(sample.answer))
+    parsed = parse_choice(completion, sample.options, multi=is_multi_label(sample))
+    return parsed is not None and sorted(parsed) == sorted(sample.answer)
+
+
+def is_multi_label(sample: "AVSample") -> bool:
+    """Whether the question takes a set of letters (IntentBench emer_ov_mc, or any answer of several letters); such
+    answers are read with parse_choice(multi=True) and scored as an exact set. The one rule for rewards and eval."""
+    return bool(sample.extra.get("multi_label")) or len(sample.answer) > 1

@@ -23,6 +23,9 @@ from .errors import UserError
 
 LETTERS = string.ascii_uppercase
 MODALITY_NEEDS = ("video", "audio", "both", "unknown")
+MODALITIES = ("av", "video", "audio")
+"""Input conditions a question is asked under: av (frames + audio), video (frames only: the silent-video condition),
+audio (audio only). Rewards, prompts and evaluation share them."""
 
 
 class SchemaError(UserError, ValueError):

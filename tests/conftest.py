@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-
-FAMILIES = ("qwen3_omni", "qwen2_5_omni")
+from helpers import FAMILIES
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 import pytest
 
 from omnivideo_r1.answers import (
-    ParseStats,
     extract_answer_block,
     is_correct,
     normalize_answer_letters,
@@ -94,16 +93,6 @@ def test_failure_reasons_are_specific():
         parse_choice("B", [])
 
 
-def test_parse_stats_counts_failures():
-    stats = ParseStats()
-    for text in ["B", "Answer: C", "nothing", "A and B"]:
-        stats.add(parse_choice_detailed(text, OPTS))
-    metrics = stats.as_metrics()
-    assert stats.total == 4
-    assert metrics["parse/unparsed_rate"] == pytest.approx(0.5)
-    assert metrics["parse/fail_ambiguous_rate"] == pytest.approx(0.25)
-
-
 @pytest.mark.parametrize(
     "text,expected",
     [("x <answer> B </answer>", "B"), ("<answer>A</answer><answer>C</answer>", "C"), ("no tag", None),
@@ -164,3 +153,13 @@ def test_option_label():
     assert option_label("(B) two") == ("B", "two") and option_label("B：two") == ("B", "two")
     assert option_label("B two") is None and option_label("B two", bare=True) == ("B", "two")
     assert option_label("Based on it") is None and option_label("Based on it", bare=True) is None
+
+
+def test_one_multi_label_rule_for_rewards_and_eval():
+    from omnivideo_r1.eval.runner import score_output
+
+    flagged = AVSample(id="m", video="v.mp4", question="q", options=OPTS, answer="B", extra={"multi_label": True})
+    plain = AVSample(id="p", video="v.mp4", question="q", options=OPTS, answer="B")
+    for sample, reply, correct in [(flagged, "B", True), (flagged, "B, C", False), (plain, "B", True),
+                                   (plain, "C", False)]:
+        assert is_correct(reply, sample) == correct == score_output(sample, reply)["correct"], (sample.id, reply)

@@ -363,7 +363,6 @@ def test_cli_one_line_errors(tmp_path, capsys):
 
 
 def _tiny_policy_dir(tmp_path):
-    pytest.importorskip("omnivideo_r1.policy.omni", reason="policy/omni.py not available yet")
     from omnivideo_r1.policy.tiny import TinyOmniSpec, build_tiny_policy_files
 
     out = str(tmp_path / "tiny")

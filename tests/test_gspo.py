@@ -228,7 +228,7 @@ def _trl_loss(logp, old, adv, mask, eps_low, eps_high, level="sequence", ref=Non
     _get_per_token_logps_and_entropies is replaced by a function returning our logp tensor, so TRL's gradient
     flows into it. Everything optional (vLLM IS correction, entropy mask/bonus, off-policy mask, aux loss) is off.
     """
-    grpo = pytest.importorskip("trl.trainer.grpo_trainer")
+    from trl.trainer import grpo_trainer as grpo  # a test dependency (pyproject [test]); imported here: it is slow
     B, T = logp.shape
     metrics = {"train": defaultdict(list)}
     stub = SimpleNamespace(

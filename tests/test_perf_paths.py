@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from omnivideo_r1.policy.input_cache import ProcessedInputCache
-from omnivideo_r1.policy.omni import Completion, OmniPolicy, clip_from_arrays, make_prompt
+from omnivideo_r1.policy.omni import Completion, OmniPolicy, make_prompt
 from omnivideo_r1.schema import AVSample
 
-from conftest import FAMILIES
+from helpers import FAMILIES, clip_from_arrays
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

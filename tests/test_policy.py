@@ -12,7 +12,6 @@ import torch
 from omnivideo_r1.policy.omni import (
     OmniPolicy,
     build_processor,
-    clip_from_arrays,
     group_by_audio_flag,
     make_prompt,
 )
@@ -20,7 +19,7 @@ from omnivideo_r1.policy.tokenizer import MEDIA_TOKENS, build_tokenizer
 from omnivideo_r1.policy.video_processor import TorchQwenVideoProcessor, smart_resize
 from omnivideo_r1.schema import AVSample
 
-from conftest import FAMILIES
+from helpers import FAMILIES, clip_from_arrays
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -268,7 +267,7 @@ def test_processor_rebuilt_from_checkpoint_files(tiny_dirs, policies):
 
 @pytest.mark.slow
 def test_real_mp4_through_decoder(policies, tmp_path):
-    decode = pytest.importorskip("omnivideo_r1.media.decode")
+    from omnivideo_r1.media import decode
     from omnivideo_r1.media.encode import write_av_file
 
     rng = np.random.RandomState(0)

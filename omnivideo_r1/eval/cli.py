@@ -19,7 +19,8 @@ from typing import Any
 
 from ..errors import InputError, UsageError
 from .benchmarks import BENCHMARKS
-from .runner import MODALITIES, EvalConfig
+from ..schema import MODALITIES
+from .runner import EvalConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -15,15 +15,12 @@ from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
-from ..answers import parse_choice
+from ..answers import is_multi_label, parse_choice
 from ..media.types import Clip, MediaError
 from ..prompts import question_text
-from ..schema import AVSample
+from ..schema import MODALITIES, AVSample
 from .official_prompts import official_prompt
 from .official_scoring import official_score
-
-MODALITIES = ("av", "video", "audio")
-"""av: video + its audio; video: the silent-video condition (audio removed); audio: audio only (no frames)."""
 
 
 @dataclass
@@ -60,31 +57,14 @@ class EvalConfig:
 
 
 class EvalPolicy(Protocol):
-    """What evaluation needs from a policy (tests use a scripted fake).
-
-    `make_prompt` may be omitted: OmniPolicy has none, and policy.omni.make_prompt is used for it.
-    """
+    """What evaluation needs from a policy: OmniPolicy, or the scripted fake the tests use."""
 
     def make_prompt(self, sample: AVSample, clip: Clip, modality: str, reasoning: bool = True) -> Any: ...
 
     def generate_text(self, prompts: list[Any], max_new_tokens: int, greedy: bool = True) -> list[str]: ...
 
 
-def _prompt_builder(policy: Any) -> Callable[..., Any]:
-    builder = getattr(policy, "make_prompt", None)
-    if callable(builder):
-        return builder
-    from ..policy.omni import make_prompt  # imports torch/transformers, so only when a real policy needs it
-
-    return make_prompt
-
-
 ClipLoader = Callable[..., Clip]
-
-
-def is_multi_label(sample: AVSample) -> bool:
-    """Multi-label questions (IntentBench emer_ov_mc) are scored as an exact set of letters."""
-    return bool(sample.extra.get("multi_label")) or len(sample.answer) > 1
 
 
 def score_output(sample: AVSample, output: str) -> dict[str, Any]:
@@ -143,7 +123,7 @@ def _base_row(sample: AVSample, modality: str, index: int, cfg: EvalConfig) -> d
 def _run_shard(policy: EvalPolicy, indexed: Sequence[tuple[int, AVSample]], modality: str, cfg: EvalConfig,
                loader: ClipLoader) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    make_prompt = _prompt_builder(policy)
+    make_prompt = policy.make_prompt
     # Prompts wait here, split by (has audio, audio interleaved in the video), until a full batch of one kind is
     # ready: the Omni processors take `use_audio_in_video` per batch, and Daily-Omni's separate wav is audible but
     # not interleaved.

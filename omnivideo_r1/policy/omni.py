@@ -17,7 +17,6 @@ import json
 import os
 from typing import Any
 
-import numpy as np
 import torch
 
 from ..algo.logprobs import entropy_from_logits, token_logprobs
@@ -416,12 +415,3 @@ def _unwrap(model, keep_peft: bool = False):
     if not keep_peft and hasattr(model, "get_base_model"):
         model = model.get_base_model()
     return model
-
-
-def clip_from_arrays(frames_THWC: np.ndarray | None, audio: np.ndarray | None, fps: float, path: str = "<memory>",
-                     start: float = 0.0) -> Clip:
-    """A Clip from in-memory arrays (tests, synthetic data); frame times assume uniform sampling at `fps`."""
-    count = 0 if frames_THWC is None else len(frames_THWC)
-    times = start + np.arange(count, dtype=np.float64) / fps
-    dur = max(count / fps if count else 0.0, 0.0 if audio is None else len(audio) / 16_000)
-    return Clip(path, frames_THWC, times, fps, audio, start, start + dur)

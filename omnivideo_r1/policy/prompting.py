@@ -11,10 +11,12 @@ from typing import Any
 
 from .. import prompts as prompt_text
 from ..media.types import Clip
-from ..schema import AVSample
+from ..schema import MODALITIES, AVSample
 from .tokenizer import DEFAULT_SYSTEM
 
-MODALITIES = ("av", "video", "audio", "text")
+PROMPT_MODALITIES = (*MODALITIES, "text")
+"""The input conditions (schema.MODALITIES) plus "text": the question without any media."""
+
 
 @dataclass
 class PolicyPrompt:
@@ -62,8 +64,8 @@ class Completion:
 
 def make_prompt(sample: AVSample, clip: Clip | None, modality: str, reasoning: bool = True) -> PolicyPrompt:
     """Build the prompt for `sample` shown with `modality`; checks the clip has what the modality needs."""
-    if modality not in MODALITIES:
-        raise ValueError(f"sample {sample.id}: modality {modality!r} must be one of {MODALITIES}")
+    if modality not in PROMPT_MODALITIES:
+        raise ValueError(f"sample {sample.id}: modality {modality!r} must be one of {PROMPT_MODALITIES}")
     if modality in ("av", "video") and (clip is None or clip.frames_THWC is None):
         raise ValueError(f"sample {sample.id}: modality {modality!r} needs a clip with frames ({sample.video})")
     if modality == "audio" and (clip is None or clip.audio is None):

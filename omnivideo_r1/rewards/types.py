@@ -5,10 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from ..schema import AVSample
-
-MODALITIES = ("av", "audio", "video")
-"""Input conditions of a rollout: both senses, audio only, video only."""
+from ..schema import MODALITIES, AVSample
 
 
 @dataclass
