@@ -146,7 +146,10 @@ def test_each_input_has_its_own_media_root(release, tmp_path, capsys):
     assert code == 0
     rejected = [json.loads(line) for line in open(tmp_path / "c" / "rejected.jsonl")]
     assert {r["id"]: r["reason"] for r in rejected}["vv-count-t0"] == "missing_media"
-    assert curate_cli.run(_curate_args(inputs, tmp_path / "d", ["/no/such/dir"])) == 2
+    from omnivideo_r1 import cli
+
+    argv = [a for path in inputs for a in ("--input", path)] + ["--out", str(tmp_path / "d"), "require_audio=false"]
+    assert cli.main(["curate", *argv, "--video-root", "/no/such/dir"]) == 2
     assert "--video-root /no/such/dir: not a folder" in capsys.readouterr().err
 
 

@@ -3,14 +3,12 @@ extraction and aggregation reproduced as its script does it, and each benchmark'
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 
 import pytest
 
 from eval_fixtures import VIDEOMME_ROWS, WRITERS, FakePolicy, write_clip, write_omnivideobench
-from omnivideo_r1.eval import cli as eval_cli
 from omnivideo_r1.eval.benchmarks import BenchmarkFormatError, load_benchmark
 from omnivideo_r1.eval.official_prompts import official_prompt
 from omnivideo_r1.eval.official_scoring import official_score, official_summary
@@ -88,11 +86,10 @@ def test_daily_omni_without_wav_uses_the_videos_audio_and_says_so(tmp_path):
 
 
 def test_cli_unreadable_annotation_is_one_line(tmp_path, capsys):
-    parser = argparse.ArgumentParser()
-    eval_cli.add_arguments(parser)
+    from omnivideo_r1 import cli
+
     (tmp_path / "data.json").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
-    args = parser.parse_args(["--model", str(tmp_path), "--benchmark", "omnivideobench", "--data", str(tmp_path)])
-    assert eval_cli.run(args) == 2
+    assert cli.main(["eval", "--model", str(tmp_path), "--benchmark", "omnivideobench", "--data", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "data.json: not UTF-8 text (byte 0x89 at offset 0); expected OmniVideoBench" \
         in err, err
