@@ -110,6 +110,10 @@ CASES = [
     ("inspect-corrupt", ["inspect", "{corrupt_clip}"], "not a readable media file"),
     ("inspect-empty", ["inspect", "{empty_clip}"], "file is empty"),
     ("inspect-bad-value", ["inspect", "{corrupt_clip}", "--fps", "0"], "--fps 0"),
+    # view
+    ("view-missing", ["view", "{root}/no_run"], "no_run: not a folder"),
+    ("view-not-a-run", ["view", "{root}/data"], "no metrics.jsonl"),
+    ("view-bad-value", ["view", "{root}/data", "--max-questions", "0"], "--max-questions 0"),
     # demo
     ("demo-bad-key", ["demo", "out_dir={root}/demo", "n_clip=3"], "unknown key(s) ['n_clip']"),
     ("demo-bad-type", ["demo", "out_dir={root}/demo", "n_clips=many"], "n_clips: expected an integer"),

@@ -17,6 +17,7 @@ from omnivideo_r1.algo.advantages import group_advantages
 from omnivideo_r1.config import load_config
 from omnivideo_r1.eval.runner import EvalConfig, evaluate
 from omnivideo_r1.judges.embedded import EmbeddedJudge
+from omnivideo_r1.rewards import compute_rewards
 from omnivideo_r1.rewards.combine import combine_rewards
 from omnivideo_r1.rewards.types import RolloutRecord
 from omnivideo_r1.prompts import question_text
@@ -24,7 +25,6 @@ from omnivideo_r1.schema import LETTERS, AVSample, read_samples, write_jsonl
 from omnivideo_r1.synth.world import generate_world
 from omnivideo_r1.train.config import STAGE_DEFAULT_REWARDS, TrainConfig
 from omnivideo_r1.train.metrics_log import MetricsLogger
-from omnivideo_r1.train.policy_setup import compute_rewards
 from omnivideo_r1.train.rollout_log import RolloutLog
 
 from eval_fixtures import FakePolicy, FakePrompt

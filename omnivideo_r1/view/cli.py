@@ -30,18 +30,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..schema import SchemaError
-    from .site import ViewError, write_site
+    # An unreadable folder or file raises a user error (ViewError, SchemaError, ...): one line via omnivideo_r1/cli.py.
+    from ..errors import UsageError
+    from .site import write_site
 
     if args.max_media < 0 or args.max_questions < 1:
-        print("omnivideo-r1 view: error: --max-media must be >= 0 and --max-questions >= 1", file=sys.stderr)
-        return 2
-    try:
-        result = write_site(args.path, args.out, args.data, args.benchmark, args.max_media, args.max_questions,
-                            log=lambda msg: print(f"[view] {msg}", file=sys.stderr))
-    except (ViewError, SchemaError, FileNotFoundError) as exc:
-        print(f"omnivideo-r1 view: error: {exc}", file=sys.stderr)
-        return 2
+        raise UsageError(f"--max-media {args.max_media}, --max-questions {args.max_questions}: --max-media must be "
+                         ">= 0 and --max-questions >= 1")
+    result = write_site(args.path, args.out, args.data, args.benchmark, args.max_media, args.max_questions,
+                        log=lambda msg: print(f"[view] {msg}", file=sys.stderr))
     for note in result["notes"]:
         print(f"[view] note: {note}", file=sys.stderr)
     print(f"[view] {result['index_bytes'] / 2**20:.2f} MiB page, {result['media_files']} media files "

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import UserError
 from ..eval.report import EVAL_INPUTS
 from ..rewards.grounded_format import parse_grounded_response
 from ..schema import AVSample, read_samples
@@ -23,7 +24,7 @@ MAX_CURVE_POINTS = 1500
 """Points kept per metric curve (evenly thinned, last step always kept)."""
 
 
-class ViewError(ValueError):
+class ViewError(UserError, ValueError):
     """A folder the viewer cannot read; the message names the path and what it expected."""
 
 
