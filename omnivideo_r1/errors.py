@@ -25,10 +25,10 @@ class CheckpointError(UserError, ValueError):
     """A model or training checkpoint folder that cannot be loaded."""
 
 
-USER_ERRORS: tuple[type[BaseException], ...] = (UserError, FileNotFoundError, NotADirectoryError, IsADirectoryError,
-                                                 PermissionError)
-"""What the CLI reports as one line: the family above plus the OS errors of a missing or unreadable path (their
-messages name the path)."""
+USER_ERRORS: tuple[type[BaseException], ...] = (UserError, FileNotFoundError, FileExistsError, NotADirectoryError,
+                                                 IsADirectoryError, PermissionError)
+"""What the CLI reports as one line: the family above plus the OS errors of a path that is missing, already there
+or unreadable (their messages name the path)."""
 
 
 def one_line(exc: BaseException) -> str:

@@ -49,6 +49,8 @@ def bad(tmp_path_factory, tiny_dirs):
                     ignore=shutil.ignore_patterns("*.safetensors", "*.safetensors.index.json"))
     text("resume/checkpoints/step_000001/trainer_state.json", "{truncated")
     paths["resume_out"] = str(root / "resume")
+    text("no_config_run/checkpoints/step_000002/trainer_state.json", json.dumps({"step": 2, "stage": "qi"}))
+    paths["no_config_run"] = str(root / "no_config_run")
     return paths
 
 
@@ -114,6 +116,12 @@ CASES = [
     ("view-missing", ["view", "{root}/no_run"], "no_run: not a folder"),
     ("view-not-a-run", ["view", "{root}/data"], "no metrics.jsonl"),
     ("view-bad-value", ["view", "{root}/data", "--max-questions", "0"], "--max-questions 0"),
+    # export
+    ("export-missing", ["export", "{root}/no_run", "--out", "{root}/exported"], "no_run is not a directory"),
+    ("export-not-a-run", ["export", "{root}/data", "--out", "{root}/exported"], "no final/ policy"),
+    ("export-bad-checkpoint", ["export", "{resume_out}/checkpoints/step_000001", "--out", "{root}/exported"],
+     "trainer_state.json: not valid JSON"),
+    ("export-no-run-config", ["export", "{no_config_run}", "--out", "{root}/exported"], "no config_<stage>.yaml"),
     # demo
     ("demo-bad-key", ["demo", "out_dir={root}/demo", "n_clip=3"], "unknown key(s) ['n_clip']"),
     ("demo-bad-type", ["demo", "out_dir={root}/demo", "n_clips=many"], "n_clips: expected an integer"),

@@ -11,7 +11,7 @@ from omnivideo_r1.policy.lora import check_encoders_frozen, prepare_trainable, t
 from omnivideo_r1.policy.omni import OmniPolicy
 from omnivideo_r1.train.config import ModelConfig
 
-from conftest import FAMILIES
+from helpers import FAMILIES
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -13,7 +13,7 @@ import torch
 from omnivideo_r1.policy.omni import OmniPolicy, make_prompt
 from omnivideo_r1.schema import AVSample
 
-from conftest import FAMILIES
+from helpers import FAMILIES
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

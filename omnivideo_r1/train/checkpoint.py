@@ -63,25 +63,33 @@ def save_checkpoint(accelerator, out_dir: str, step: int, trainer_state: dict[st
     return final
 
 
-def load_checkpoint(accelerator, path: str) -> dict[str, Any]:
-    """Restore the accelerate state and return our trainer state (step, data position, stage, ...)."""
+def read_trainer_state(path: str) -> dict[str, Any]:
+    """Our trainer state (step, data position, stage, ...) of the step checkpoint `path`, checked."""
     state_file = os.path.join(path, TRAINER_STATE)
     if not os.path.exists(state_file):
         raise FileNotFoundError(f"{path}: not a complete checkpoint (no {TRAINER_STATE}); pick another or start fresh")
-    fix = "delete this checkpoint folder to resume from an earlier one, or run without --resume"
     try:
         with open(state_file, encoding="utf-8") as fh:
             state = json.load(fh)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{state_file}: not valid JSON ({exc}); {fix}") from None
+        raise CheckpointError(f"{state_file}: not valid JSON ({exc}); {_FIX}") from None
     if not isinstance(state, dict) or not isinstance(state.get("step"), int):
-        raise CheckpointError(f"{state_file}: no integer 'step' in the trainer state; {fix}")
+        raise CheckpointError(f"{state_file}: no integer 'step' in the trainer state; {_FIX}")
+    return state
+
+
+_FIX = "delete this checkpoint folder to use an earlier one, or start without it"
+
+
+def load_checkpoint(accelerator, path: str) -> dict[str, Any]:
+    """Restore the accelerate state and return our trainer state (step, data position, stage, ...)."""
+    state = read_trainer_state(path)
     try:
         accelerator.load_state(path)
     # Truncated or garbage files (SafetensorError, pickle/OS errors) or a model whose shapes changed (RuntimeError).
     except (SafetensorError, OSError, RuntimeError, ValueError, KeyError, EOFError) as exc:
         raise CheckpointError(f"{path}: cannot restore the saved state ({type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0] if str(exc) else ''}); {fix}") from exc
+                              f"{str(exc).splitlines()[0] if str(exc) else ''}); {_FIX}") from exc
     return state
 
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 import argparse
 import glob
 import os
-import sys
+
+from ..errors import CheckpointError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,14 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..config import ConfigError
-
-    try:
-        summary = export(args.run_checkpoint, args.out, merge_lora=args.merge_lora, base=args.base or None,
-                         max_shard_bytes=int(args.max_shard_gib * 2**30))
-    except (ConfigError, ValueError, OSError) as exc:
-        print(f"omnivideo-r1 export: error: {exc}", file=sys.stderr)
-        return 2
+    # A missing or unfit run/checkpoint, or a non-empty --out, raises a user error: one line via omnivideo_r1/cli.py.
+    summary = export(args.run_checkpoint, args.out, merge_lora=args.merge_lora, base=args.base or None,
+                     max_shard_bytes=int(args.max_shard_gib * 2**30))
     print(summary["message"])
     return 0
 
@@ -105,16 +101,11 @@ def release_base(path: str) -> str:
 def export(run_checkpoint: str, out_dir: str, merge_lora: bool = False, base: str | None = None,
            max_shard_bytes: int = 5 * 2**30) -> dict:
     """Write the export (see module docstring); returns {"kind", "base", "out", "message"}."""
-    import json
-
     from ..policy.release_format import copy_side_files, write_release_checkpoint
-    from .checkpoint import TRAINER_STATE
+    from .checkpoint import read_trainer_state
 
     kind, source, run_dir = locate(run_checkpoint)
-    stage = None
-    if kind == "step":
-        with open(os.path.join(source, TRAINER_STATE), encoding="utf-8") as fh:
-            stage = json.load(fh).get("stage")
+    stage = read_trainer_state(source).get("stage") if kind == "step" else None
     cfg = run_config(run_dir, stage)
     start = start_checkpoint(cfg, run_dir)
     base = base or release_base(start)
@@ -186,7 +177,7 @@ def _trained_model(step_dir: str, start: str, cfg):
     prefix = next((p for p in prefixes if all(p + k in saved for k in wanted)), None)
     if prefix is None:
         missing = sorted(k for k in wanted if not any(p + k in saved for p in prefixes or [""]))[:3]
-        raise ValueError(f"{step_dir}: the saved model does not match the run's policy (e.g. {missing} missing); "
+        raise CheckpointError(f"{step_dir}: the saved model does not match the run's policy (e.g. {missing} missing); "
                          "was the run's config changed after training?")
     skeleton.load_state_dict({k: saved[prefix + k] for k in wanted}, assign=True)
     return skeleton
