@@ -10,35 +10,19 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import random
-import socket
 import threading
 import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
 from ..media.types import MediaError
+from ..openai_http import FatalHTTPError, OpenAIHTTP, RetryableError, RetryPolicy
 from .base import JudgeRequest, JudgeResult
 from .config import JudgeConfig
 from .media_payload import build_user_content
 from .rubrics import PROMPT_VERSION, ReplyParseError, parse_reply, system_prompt
 
 logger = logging.getLogger(__name__)
-
-RETRY_STATUS = (408, 429, 500, 502, 503, 504)
-"""HTTP statuses worth retrying (overload, restarts); other 4xx mean the request itself is wrong."""
-
-
-class _Retryable(Exception):
-    """One attempt failed in a way a later attempt may not."""
-
-
-class _Fatal(Exception):
-    """The request itself is wrong (4xx, bad media); retrying cannot help."""
-
 
 class HTTPJudge:
     """Judge implementation over HTTP; see the module docstring. Uncached: wrap it in CachedJudge (build_judge
@@ -49,9 +33,8 @@ class HTTPJudge:
         self.judge_id = f"http:{cfg.model}:{PROMPT_VERSION}"
         # Text-only and multimodal verdicts of one model differ, so they must not share cache entries.
         self.cache_id = f"{self.judge_id}:{'media' if cfg.send_media else 'text'}"
-        self._url = cfg.base_url.rstrip("/") + "/chat/completions"
-        handlers = [] if cfg.use_env_proxy else [urllib.request.ProxyHandler({})]
-        self._opener = urllib.request.build_opener(*handlers)
+        self._http = OpenAIHTTP(cfg.base_url, cfg.api_key_env, cfg.timeout_s, cfg.use_env_proxy)
+        self._retry = RetryPolicy(cfg.max_retries, cfg.backoff_s, cfg.backoff_max_s)
         self._stats_lock = threading.Lock()
         self.stats = {"requests": 0, "attempts": 0, "retries": 0, "failures": 0}
         """Counters over this judge's lifetime (cache hits never reach here)."""
@@ -68,13 +51,8 @@ class HTTPJudge:
             return list(pool.map(self._judge_one, requests))
 
     # -- one request --------------------------------------------------------------------------------------------
-    def _api_key(self) -> str:
-        # Read at call time so a key rotated in the environment is picked up; it is never stored on the object.
-        return os.environ.get(self.cfg.api_key_env, "") if self.cfg.api_key_env else ""
-
     def _redact(self, text: str) -> str:
-        key = self._api_key()
-        return text.replace(key, "***") if key else text
+        return self._http.redact(text)
 
     def _bump(self, name: str, n: int = 1) -> None:
         with self._stats_lock:
@@ -94,8 +72,7 @@ class HTTPJudge:
         for attempt in range(attempts):
             if attempt:
                 self._bump("retries")
-                time.sleep(min(self.cfg.backoff_max_s, self.cfg.backoff_s * 2 ** (attempt - 1))
-                           * random.uniform(0.5, 1.5))
+                time.sleep(self._retry.delay(attempt))
             self._bump("attempts")
             try:
                 reply = self._post(body)
@@ -103,9 +80,9 @@ class HTTPJudge:
                 return parse_reply(req.task, reply, labels=req.options)
             except ReplyParseError as exc:
                 last_error = f"unparseable reply: {exc}"
-            except _Retryable as exc:
+            except RetryableError as exc:
                 last_error = str(exc)
-            except _Fatal as exc:
+            except FatalHTTPError as exc:
                 return self._fail(req, str(exc), last_raw)
             except Exception as exc:  # noqa: BLE001 - one odd request must not take the batch down
                 last_error = f"unexpected {type(exc).__name__}: {exc}"
@@ -131,39 +108,8 @@ class HTTPJudge:
         return json.dumps(payload, ensure_ascii=False).encode("utf-8")
 
     def _post(self, body: bytes) -> str:
-        """One attempt: the reply text, or _Retryable/_Fatal."""
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        key = self._api_key()
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        request = urllib.request.Request(self._url, data=body, headers=headers, method="POST")
-        try:
-            with self._opener.open(request, timeout=self.cfg.timeout_s) as resp:
-                data = resp.read()
-        except urllib.error.HTTPError as exc:
-            detail = _error_detail(exc)
-            msg = f"HTTP {exc.code} from {self._url}: {detail}"
-            if exc.code in RETRY_STATUS:
-                raise _Retryable(msg) from None
-            raise _Fatal(msg) from None
-        except (TimeoutError, socket.timeout) as exc:
-            raise _Retryable(f"timeout after {self.cfg.timeout_s}s ({exc})") from None
-        except urllib.error.URLError as exc:
-            reason = exc.reason
-            if isinstance(reason, (TimeoutError, socket.timeout)):
-                raise _Retryable(f"timeout after {self.cfg.timeout_s}s ({reason})") from None
-            raise _Retryable(f"cannot reach {self._url}: {reason}") from None
-        except (ConnectionError, OSError) as exc:  # reset/refused mid-read, http.client.RemoteDisconnected
-            raise _Retryable(f"connection error: {type(exc).__name__}: {exc}") from None
-        return _reply_text(data)
-
-
-def _error_detail(exc: urllib.error.HTTPError) -> str:
-    try:
-        text = exc.read().decode("utf-8", "replace")
-    except Exception:  # noqa: BLE001 - the body is only decoration for the error message
-        text = ""
-    return (text.strip() or exc.reason or "no body")[:200]
+        """One attempt: the reply text, or RetryableError / FatalHTTPError."""
+        return _reply_text(self._http.request("POST", "/chat/completions", body))
 
 
 def _reply_text(data: bytes) -> str:
