@@ -160,9 +160,10 @@ class OmniPolicy:
                 marker = {k: v for k, v in json.load(fh).items() if k not in ("family", "video_processor")}
         write_marker(out_dir, self.family, **marker)
 
-    def make_prompt(self, sample: AVSample, clip: Clip | None, modality: str, reasoning: bool = True) -> PolicyPrompt:
+    def make_prompt(self, sample: AVSample, clip: Clip | None, modality: str, reasoning: bool = True,
+                    interleave_audio: bool = True) -> PolicyPrompt:
         """Same as the module-level `make_prompt` (the prompt does not depend on the model)."""
-        return make_prompt(sample, clip, modality, reasoning)
+        return make_prompt(sample, clip, modality, reasoning, interleave_audio)
 
     @property
     def device(self) -> torch.device:

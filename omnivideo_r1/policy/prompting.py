@@ -32,6 +32,10 @@ class PolicyPrompt:
     """System turn text; "" sends no system turn (some benchmarks' own prompts have none)."""
     user_text: str
     """User turn text (question, lettered options, format instruction); media items come before it."""
+    interleave_audio: bool = True
+    """When the audio is the video's own track: True interleaves it with the frames (Qwen-Omni's
+    use_audio_in_video); False gives it as a separate audio item after the video, as the released training data
+    does and as vLLM's server needs (its use_audio_in_video is broken in `vllm serve`)."""
 
     @property
     def effective_modality(self) -> str:
@@ -43,7 +47,7 @@ class PolicyPrompt:
     @property
     def use_audio_in_video(self) -> bool:
         """True when the audio is the video's own track (interleaved with frames); False for a separate file."""
-        return self.effective_modality == "av" and self.sample.audio is None
+        return self.effective_modality == "av" and self.sample.audio is None and self.interleave_audio
 
 
 @dataclass
@@ -62,8 +66,11 @@ class Completion:
     """True when max_new_tokens was reached without EOS."""
 
 
-def make_prompt(sample: AVSample, clip: Clip | None, modality: str, reasoning: bool = True) -> PolicyPrompt:
-    """Build the prompt for `sample` shown with `modality`; checks the clip has what the modality needs."""
+def make_prompt(sample: AVSample, clip: Clip | None, modality: str, reasoning: bool = True,
+                interleave_audio: bool = True) -> PolicyPrompt:
+    """Build the prompt for `sample` shown with `modality`; checks the clip has what the modality needs.
+
+    interleave_audio=False: a video's own sound goes in as a separate audio item (see PolicyPrompt)."""
     if modality not in PROMPT_MODALITIES:
         raise ValueError(f"sample {sample.id}: modality {modality!r} must be one of {PROMPT_MODALITIES}")
     if modality in ("av", "video") and (clip is None or clip.frames_THWC is None):
@@ -72,7 +79,7 @@ def make_prompt(sample: AVSample, clip: Clip | None, modality: str, reasoning: b
         raise ValueError(f"sample {sample.id}: modality 'audio' needs a clip with audio; {sample.video} has none")
     system = prompt_text.SYSTEM_PROMPT if reasoning else DEFAULT_SYSTEM
     return PolicyPrompt(sample, clip if modality != "text" else None, modality, system,
-                        prompt_text.question_text(sample, reasoning))
+                        prompt_text.question_text(sample, reasoning), interleave_audio)
 
 
 def group_by_audio_flag(prompts: list[PolicyPrompt]) -> dict[bool, list[int]]:
