@@ -3,7 +3,7 @@
 Stage MA scores each of the G rollouts' answer letters under the av, audio-only and video-only inputs, teacher-forced
 after the rollout's own text up to `<answer>`.
 - `old`: one `option_probs([variant] * G, prefixes)` per variant (3 passes, each encoding G identical prompts);
-- `new`: what `train/rollout.probe_modality_variants` does now: the variants that share the use_audio_in_video flag
+- `new`: what `train/rollout_backends.HFSampler.option_probs` does now: the variants that share the use_audio_in_video flag
   in one pass (audio-only and video-only always do; av joins them when its audio is a separate file), each distinct
   prompt encoded and prefilled once with its KV cache copied to its G rows (`share_prefix=True`).
 Fewer passes are not possible without breaking correctness: `use_audio_in_video` is one flag per forward, and the

@@ -146,7 +146,9 @@ def test_input_cache_is_bounded_lru():
 
 # ---------------------------------------------------------------- stage MA probes
 def test_batched_modality_probes_equal_one_by_one(policies):
+    from omnivideo_r1.train.config import TrainConfig
     from omnivideo_r1.train.rollout import PromptGroup, answer_prefix_ids, probe_modality_variants
+    from omnivideo_r1.train.rollout_backends import HFSampler
 
     policy = policies["qwen3_omni"]
     sample, clip = _sample(), _clip(5, frames=4, seconds=2.0)
@@ -155,7 +157,8 @@ def test_batched_modality_probes_equal_one_by_one(policies):
              "<think>the beep was high and short</think><answer>D</answer>"]
     comps = [Completion(0, [], t, [], False) for t in texts]
     group = PromptGroup(0, sample, clip, prompt, comps)
-    got = probe_modality_variants(policy, group, "confidence", rollout=None, seed=0, step=0)
+    probe_modality_variants(HFSampler(policy, TrainConfig()), [group], "confidence", TrainConfig(), step=0)
+    got = group.probes
     for i, text in enumerate(texts):
         prefix = answer_prefix_ids(policy.tokenizer, text)
         if prefix is None:

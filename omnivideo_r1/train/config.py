@@ -72,6 +72,41 @@ class DataConfig:
     """Bound on decoded clips kept in memory across rollouts and epochs."""
     shuffle: bool = True
     """Shuffle the prompt order each epoch (seeded, so resumes are exact)."""
+    audio_layout: Literal["auto", "interleaved", "separate"] = "auto"
+    """How a video's own sound reaches the model: interleaved with the frames (Qwen-Omni's use_audio_in_video) or
+    as a separate audio item after the video (the released training data's layout). auto: interleaved with the
+    hf rollout backend, separate with vllm (whose server cannot interleave)."""
+
+
+@dataclass
+class VLLMRolloutConfig:
+    base_url: str = "http://127.0.0.1:8100/v1"
+    """The vLLM server (OpenAI-compatible, up to /v1) that samples rollouts and modality probes."""
+    api_key_env: str = "OMNIVIDEO_VLLM_API_KEY"
+    """Name of the environment variable holding the server's API key (unset: no key; never logged)."""
+    adapter_name: str = "omnivideo-policy"
+    """Name the policy's LoRA adapter is (re)loaded under; every rollout request names it."""
+    adapter_dir: str = ""
+    """Where adapters are saved for the server to load; it must read the same path. Empty: run.out_dir/rollout_adapters."""
+    reset_prefix_cache: bool = True
+    """Reset the server's prefix cache after each adapter reload (server needs VLLM_SERVER_DEV_MODE=1); an in-place
+    reload keeps the adapter's cache identity, so blocks computed with old weights could be reused (vllm#42125)."""
+    logprobs_mode: Literal["raw_logprobs", "processed_logprobs"] = "raw_logprobs"
+    """The server's --logprobs-mode: raw (default; before temperature) or processed (after temperature and top-p).
+    Only used to compare the server's log-probs with the trainer's; GSPO's old log-probs are always recomputed."""
+    timeout_s: float = 600.0
+    """Seconds one request may take (a group of long completions from a large model takes minutes)."""
+    max_retries: int = 3
+    """Retries of a request that timed out, failed with 5xx/429, lost its connection or came back garbled."""
+    backoff_s: float = 2.0
+    """Base of the exponential backoff between retries (jittered, doubled per retry)."""
+    backoff_max_s: float = 60.0
+    """Longest wait between two retries."""
+    max_concurrency: int = 64
+    """Requests in flight at once per process; the server batches them (continuous batching)."""
+    top_logprobs: int = 20
+    """Top entries read for stage MA's option-letter probes; a letter outside them counts as probability 0. At most
+    the server's --max-logprobs (vLLM's default: 20)."""
 
 
 @dataclass
@@ -86,6 +121,11 @@ class RolloutConfig:
     """Sampling temperature; log-probs are taken under the same temperature."""
     top_p: float = 1.0
     """Nucleus sampling."""
+    backend: Literal["hf", "vllm"] = "hf"
+    """Who samples rollouts and modality probes: hf (the trainer's own model, generate-style) or vllm (an
+    OpenAI-compatible vLLM server at rollout.vllm.base_url, synced with the policy's LoRA adapter every step)."""
+    vllm: VLLMRolloutConfig = field(default_factory=VLLMRolloutConfig)
+    """Server, adapter sync and retry settings for backend=vllm."""
 
 
 @dataclass
@@ -179,11 +219,18 @@ class TrainConfig:
     def __post_init__(self) -> None:
         # Every value and cross-field check runs here, when the recipe is loaded, so a bad setting stops the run
         # before any model is built. The split of prompts between processes is checked at launch (rank_slots).
-        problems = _check_train_config(self)
+        problems = _check_train_config(self) + (_check_vllm(self) if self.rollout.backend == "vllm" else [])
         if problems:
             raise ValueError("; ".join(problems))
         # Reward names and their options (unknown names, keys or values raise a ConfigError naming them).
         check_reward_settings(self.rewards, self.reward_options)
+
+    @property
+    def interleave_audio(self) -> bool:
+        """Whether prompts interleave a video's own audio with its frames (data.audio_layout resolved)."""
+        if self.data.audio_layout == "auto":
+            return self.rollout.backend == "hf"
+        return self.data.audio_layout == "interleaved"
 
 
 def _check_train_config(cfg: TrainConfig) -> list[str]:
@@ -231,6 +278,35 @@ def _check_train_config(cfg: TrainConfig) -> list[str]:
          f"optim.adam_betas={o.adam_betas}: must be two numbers in [0, 1), e.g. [0.9, 0.999]"),
         (all(math.isfinite(w) for w in cfg.rewards.values()),
          f"rewards={cfg.rewards}: weights must be finite numbers"),
+    ]
+    return [message for ok, message in checks if not ok]
+
+
+def _check_vllm(cfg: TrainConfig) -> list[str]:
+    """What rollout.backend=vllm needs: one message per violated rule."""
+    v, name = cfg.rollout.vllm, cfg.rollout.vllm.adapter_name
+    checks = [
+        (cfg.data.audio_layout != "interleaved",
+         "data.audio_layout=interleaved cannot be served by vLLM (use_audio_in_video is broken in `vllm serve`, "
+         "vllm#47788); use data.audio_layout=separate (or auto)"),
+        (cfg.model.lora_rank > 0,
+         "rollout.backend=vllm syncs the policy to the server as a LoRA adapter after every step; set "
+         "model.lora_rank > 0 (for full-weight training use vLLM's weight-transfer API, see README: Rollouts on a "
+         "vLLM server)"),
+        (cfg.gspo.recompute_old_logp,
+         "rollout.backend=vllm needs gspo.recompute_old_logp=true: the server's log-probs are only compared with the "
+         "trainer's, never trusted as GSPO's old log-probs"),
+        (v.logprobs_mode == "raw_logprobs" or cfg.rollout.top_p == 1.0,
+         "rollout.vllm.logprobs_mode=processed_logprobs renormalises over the top-p nucleus, so it cannot be compared "
+         "with the trainer's log-probs; use raw_logprobs or rollout.top_p=1"),
+        (name.split("_")[0].split("-")[0] not in ("text", "video", "audio", "input", "image"),
+         f"rollout.vllm.adapter_name={name!r}: vLLM applies an adapter named like a content-part type to "
+         "base-model requests with such parts; pick another name"),
+        (v.max_retries >= 0 and v.timeout_s > 0 and v.backoff_s >= 0 and v.max_concurrency >= 1,
+         "rollout.vllm: max_retries >= 0, timeout_s > 0, backoff_s >= 0, max_concurrency >= 1"),
+        (v.base_url.startswith(("http://", "https://")),
+         f"rollout.vllm.base_url={v.base_url!r} must start with http:// or https://"),
+        (v.top_logprobs >= 1, "rollout.vllm.top_logprobs must be >= 1 (and at most the server's --max-logprobs)"),
     ]
     return [message for ok, message in checks if not ok]
 

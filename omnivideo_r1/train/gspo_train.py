@@ -3,6 +3,10 @@
 What is implemented, exactly:
 - Rollout: each step takes `prompts_per_step` prompts (global), samples G = `rollouts_per_prompt` completions per
   prompt with full audio-visual input. Stage MA also probes each completion under audio-only and video-only input.
+  `rollout.backend` picks the sampler (train/rollout_backends.py): the trainer's own model, or a vLLM server that
+  receives the policy's LoRA adapter at the start of every step, i.e. after every optimizer step, so a server
+  failure fails the step before anything in it is applied. The server's prompt token ids must equal the trainer's,
+  and the gap between its log-probs and the trainer's recomputation is logged every step.
 - Rewards: the stage's rewards (QI: format + answer + intent; MA: format + answer + modality attention), weighted
   sum (paper: all weights 1). A reward that could not be judged is NaN: excluded from its group's baseline.
 - Advantages: A_i = (r_i - mean_group) / (std_group + eps), per prompt group.
@@ -22,7 +26,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 
 import torch
 from accelerate import Accelerator
@@ -41,7 +45,9 @@ from .config import STAGE_DEFAULT_REWARDS, TrainConfig
 from .metrics_log import MetricsLogger
 from .policy_setup import (build_optimizer_and_schedule, judge_for_rewards, load_policy, reference_logprobs,
                            save_policy)
-from .rollout import MediaSkips, rank_slots, rollout_groups, sampler_logprobs, step_prompt_indices
+from .rollout import (MediaSkips, probe_modality_variants, rank_slots, rollout_groups, sampler_logprobs,
+                      step_prompt_indices)
+from .rollout_backends import build_sampler
 from .rollout_log import RolloutLog
 
 
@@ -72,6 +78,7 @@ def train(cfg: TrainConfig, resume: bool = False, accelerator: Accelerator | Non
     accelerator.register_for_checkpointing(scheduler)
     clip_cache = ClipCache(cfg.data.clip_cache_bytes)
     skips = MediaSkips()
+    sampler = build_sampler(policy, cfg, accelerator)
 
     start_step = 0
     if resume and (ckpt := latest_checkpoint(cfg.run.out_dir)):
@@ -88,12 +95,21 @@ def train(cfg: TrainConfig, resume: bool = False, accelerator: Accelerator | Non
 
     for step in range(start_step, cfg.run.steps):
         t0 = time.perf_counter()
+        timer = _StepTimer()
+        # ---- 0. the sampler gets the weights of the last optimizer step (vllm: adapter reload; hf: no-op) ----
+        with timer("sync"):
+            sampler.sync(train_model, step)
         # ---- 1. rollout: this process's prompts, G completions each (stage MA: plus single-sense probes) ----
         policy.model.eval()
         indices = step_prompt_indices(len(samples), step, P, cfg.run.seed, cfg.data.shuffle)
-        groups = rollout_groups(policy, samples, indices, my_slots, step, cfg, clip_cache, skips, ma_mode)
+        with timer("rollout"):
+            groups = rollout_groups(sampler, samples, indices, my_slots, step, cfg, clip_cache, skips)
+        if ma_mode is not None:
+            with timer("probes"):
+                probe_modality_variants(sampler, groups, ma_mode, cfg, step)
 
         # ---- 2. rewards -> group advantages ----
+        timer.start("rewards")
         records = [record for group in groups for record in group.records()]
         outputs = compute_rewards(records, weights, cfg.reward_options, judge)
         reward_B, reward_metrics = combine_rewards(outputs, weights)
@@ -105,13 +121,18 @@ def train(cfg: TrainConfig, resume: bool = False, accelerator: Accelerator | Non
         adv_of = {group.slot: adv_B[k * G: (k + 1) * G] for k, group in enumerate(groups)}
 
         # ---- 3. policy updates: M minibatches, old log-probs fixed before the first ----
+        timer.start("update")
         policy.model.train()
-        old_logp = {}
+        old_logp, gaps = {}, []
         with torch.no_grad():
             for group in groups:
+                prompts, completion_ids = [group.prompt] * G, [c.token_ids for c in group.completions]
                 if cfg.gspo.recompute_old_logp:
-                    logp_BT, _ = policy.logprobs([group.prompt] * G, [c.token_ids for c in group.completions],
-                                                 temperature=cfg.rollout.temperature)
+                    logp_BT, mask_BT = policy.logprobs(prompts, completion_ids, temperature=cfg.rollout.temperature)
+                    # Train/inference consistency: the sampler's log-probs against ours at the sampler's temperature.
+                    ref_BT = logp_BT if sampler.logp_temperature == cfg.rollout.temperature else policy.logprobs(
+                        prompts, completion_ids, temperature=sampler.logp_temperature)[0]
+                    gaps.append((sampler_logprobs(group.completions)[0] - ref_BT).abs() * mask_BT)
                 else:
                     logp_BT, _ = sampler_logprobs(group.completions)
                 old_logp[group.slot] = logp_BT.detach()
@@ -146,11 +167,15 @@ def train(cfg: TrainConfig, resume: bool = False, accelerator: Accelerator | Non
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
         scheduler.step()
+        timer.stop()
 
         # ---- 4. log (means over processes), checkpoint ----
         n_tokens = sum(len(c.token_ids) for group in groups for c in group.completions)
         local = {**reward_metrics, **{f"adv/{k}": v for k, v in adv_metrics.items()},
-                 **{k: sum(v) / len(v) for k, v in loss_metrics.items()}}
+                 **{k: sum(v) / len(v) for k, v in loss_metrics.items()}, **timer.metrics()}
+        if gaps:
+            local.update({"rollout/logp_gap_mean": float(sum(g.sum() for g in gaps) / max(1, n_tokens)),
+                          "rollout/logp_gap_max": float(max(g.max() for g in gaps))})
         metrics = _mean_over_processes(accelerator, local)
         elapsed = time.perf_counter() - t0
         metrics.update(lr=scheduler.get_last_lr()[0], step_time_s=elapsed,
@@ -174,6 +199,35 @@ def train(cfg: TrainConfig, resume: bool = False, accelerator: Accelerator | Non
         save_policy(policy, final_dir)
     accelerator.wait_for_everyone()
     return {"final_dir": final_dir, "steps": cfg.run.steps, "media_skips": skips.counts}
+
+
+class _StepTimer:
+    """Wall time per phase of a step (sync, rollout, probes, rewards, update), logged as time/<phase>_s."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._phase: str | None = None
+        self._t = 0.0
+
+    def start(self, phase: str) -> None:
+        self.stop()
+        self._phase, self._t = phase, time.perf_counter()
+
+    def stop(self) -> None:
+        if self._phase is not None:
+            self.seconds[self._phase] = self.seconds.get(self._phase, 0.0) + time.perf_counter() - self._t
+            self._phase = None
+
+    @contextmanager
+    def __call__(self, phase: str):
+        self.start(phase)
+        try:
+            yield
+        finally:
+            self.stop()
+
+    def metrics(self) -> dict[str, float]:
+        return {f"time/{k}_s": v for k, v in self.seconds.items()}
 
 
 def _mean_over_processes(accelerator, metrics: dict[str, float]) -> dict[str, float]:

@@ -16,7 +16,7 @@ from ..answers import extract_answer_block, parse_choice
 from ..config import ConfigError
 from ..media.cache import ClipCache
 from ..media.types import Clip, MediaError
-from ..policy.prompting import Completion, PolicyPrompt
+from ..policy.prompting import Completion, PolicyPrompt, make_prompt
 from ..rewards.types import RolloutRecord
 from ..schema import LETTERS, AVSample
 from .config import DataConfig, RolloutConfig, TrainConfig
@@ -147,62 +147,52 @@ class PromptGroup:
                 for c, p in zip(self.completions, probes)]
 
 
-def rollout_groups(policy, samples: list[AVSample], indices: list[int], slots: list[int], step: int,
-                   cfg: TrainConfig, cache: ClipCache, skips: MediaSkips, ma_mode: str | None) -> list[PromptGroup]:
+def rollout_groups(sampler, samples: list[AVSample], indices: list[int], slots: list[int], step: int,
+                   cfg: TrainConfig, cache: ClipCache, skips: MediaSkips) -> list[PromptGroup]:
     """This process's groups of `step`: for each slot, its sample's clip and G completions under full AV input.
 
-    indices: the step's global dataset indices (one per slot); ma_mode: the modality-attention reward's mode in
-    stage MA (then each completion is probed under audio-only and video-only input), None in stage QI.
+    indices: the step's global dataset indices (one per slot); sampler: train/rollout_backends.py (the trainer's
+    model or a vLLM server), which gets every prompt of the step at once.
     """
-    groups = []
-    for slot in slots:
-        sample, clip = load_sample_clip(samples, indices[slot], cfg.data, cache, skips)
-        prompt = policy.make_prompt(sample, clip, "av")
-        completions = sample_group(policy, prompt, cfg.rollout, stable_seed(cfg.run.seed, step, slot, "av"))
-        group = PromptGroup(slot, sample, clip, prompt, completions)
-        if ma_mode is not None:
-            group.probes = probe_modality_variants(policy, group, ma_mode, cfg.rollout, cfg.run.seed, step)
-        groups.append(group)
-    return groups
+    loaded = [load_sample_clip(samples, indices[slot], cfg.data, cache, skips) for slot in slots]
+    prompts = [make_prompt(sample, clip, "av", interleave_audio=cfg.interleave_audio) for sample, clip in loaded]
+    sampled = sampler.sample_groups(prompts, [stable_seed(cfg.run.seed, step, slot, "av") for slot in slots])
+    return [PromptGroup(slot, sample, clip, prompt, completions)
+            for slot, (sample, clip), prompt, completions in zip(slots, loaded, prompts, sampled)]
 
 
-def probe_modality_variants(policy, group: PromptGroup, mode: str, rollout: RolloutConfig, seed: int,
-                            step: int) -> list[ModalityProbe]:
-    """Stage MA: the group's question under audio-only and video-only input, one probe per completion.
+def probe_modality_variants(sampler, groups: list[PromptGroup], mode: str, cfg: TrainConfig, step: int) -> None:
+    """Stage MA: each group's question under audio-only and video-only input; fills `group.probes`.
 
     accuracy mode: one completion per variant per rollout (as in the released code), compared by correctness.
     confidence mode: the probability of the AV rollout's chosen letter, teacher-forced under each input after the
-    rollout's own text up to `<answer>`; one batched forward per variant per group instead of new generations.
+    rollout's own text up to `<answer>` (sampler.option_probs: batched forwards, or single-token server requests).
     """
-    sample, completions = group.sample, group.completions
-    variant_prompts = {m: policy.make_prompt(sample, group.clip, m) for m in ("audio", "video")}
-    probes = [ModalityProbe() for _ in completions]
+    tokenizer = sampler.policy.tokenizer
+    variants = [{m: make_prompt(g.sample, g.clip, m, interleave_audio=cfg.interleave_audio) for m in ("audio", "video")}
+                for g in groups]
+    for group in groups:
+        group.probes = [ModalityProbe() for _ in group.completions]
     if mode == "accuracy":
-        for m, vprompt in variant_prompts.items():
-            vcomps = sample_group(policy, vprompt, rollout, stable_seed(seed, step, group.slot, m))
-            for probe, vcomp in zip(probes, vcomps):
+        # Every variant group of the step in one call: a server gets them in flight together.
+        jobs = [(k, m) for k in range(len(groups)) for m in ("audio", "video")]
+        sampled = sampler.sample_groups([variants[k][m] for k, m in jobs],
+                                        [stable_seed(cfg.run.seed, step, groups[k].slot, m) for k, m in jobs])
+        for (k, m), vcomps in zip(jobs, sampled):
+            for probe, vcomp in zip(groups[k].probes, vcomps):
                 probe.answers[m] = vcomp.text
-        return probes
-    letters = [parse_choice(extract_answer_block(c.text) or "", sample.options) for c in completions]
-    prefixes = [answer_prefix_ids(policy.tokenizer, c.text) for c in completions]
-    rows = [i for i in range(len(completions)) if letters[i] and len(letters[i]) == 1 and prefixes[i]]
-    if not rows:
-        return probes
-    # Variants that share the use_audio_in_video flag go in one pass; each distinct prompt is encoded and prefilled
-    # once. Batching stays within the group so results never depend on the process count.
-    all_prompts = {"av": group.prompt, **variant_prompts}
-    by_flag: dict[bool, list[str]] = {}
-    for m, vprompt in all_prompts.items():
-        by_flag.setdefault(vprompt.use_audio_in_video, []).append(m)
-    with torch.no_grad():
-        for ms in by_flag.values():
-            vps = [all_prompts[m] for m in ms]
-            probs_BK = policy.option_probs([vp for vp in vps for _ in rows],
-                                           [prefixes[i] for _ in vps for i in rows], share_prefix=True)
-            for k, m in enumerate(ms):
-                for r, i in enumerate(rows):
-                    probes[i].confidence[m] = float(probs_BK[k * len(rows) + r, LETTERS.index(letters[i])])
-    return probes
+        return
+    for group, variant_prompts in zip(groups, variants):
+        completions = group.completions
+        letters = [parse_choice(extract_answer_block(c.text) or "", group.sample.options) for c in completions]
+        prefixes = [answer_prefix_ids(tokenizer, c.text) for c in completions]
+        rows = [i for i in range(len(completions)) if letters[i] and len(letters[i]) == 1 and prefixes[i]]
+        if not rows:
+            continue
+        probs = sampler.option_probs({"av": group.prompt, **variant_prompts}, [prefixes[i] for i in rows])
+        for m, probs_RK in probs.items():
+            for r, i in enumerate(rows):
+                group.probes[i].confidence[m] = float(probs_RK[r, LETTERS.index(letters[i])])
 
 
 def sampler_logprobs(completions: list[Completion]) -> tuple[torch.Tensor, torch.Tensor]:
