@@ -2,6 +2,8 @@
 
     omnivideo-r1 eval --model ckpt/ --benchmark daily-omni --data /data/Daily-Omni \
         --modality av video audio --out runs/eval-daily [--model ckpt2/ ...] [--limit 50]
+    omnivideo-r1 eval --backend vllm --base-url http://127.0.0.1:8100/v1 --model Qwen3-Omni-30B-A3B-Instruct \
+        --model my-adapter --benchmark daily-omni --data /data/Daily-Omni --batch-size 64
 
 Writes results.jsonl (one row per question, model and modality), summary.json, report.md and accuracy.png under
 --out and prints the markdown report. Run it with `accelerate launch ... -m omnivideo_r1.cli eval ...` to shard the
@@ -25,7 +27,15 @@ from .runner import EvalConfig
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", action="append", required=True, metavar="DIR",
-                        help="checkpoint folder; repeat to compare several checkpoints in one table")
+                        help="checkpoint folder (with --backend vllm: a served model or LoRA adapter name); repeat "
+                             "to compare several in one table")
+    parser.add_argument("--backend", default="hf", choices=["hf", "vllm"],
+                        help="hf: load each checkpoint here; vllm: ask an OpenAI-compatible vLLM server")
+    parser.add_argument("--base-url", default=None, metavar="URL", help="vLLM server up to /v1 (--backend vllm)")
+    parser.add_argument("--api-key-env", default="OMNIVIDEO_VLLM_API_KEY", metavar="VAR",
+                        help="environment variable holding the server's API key (never logged)")
+    parser.add_argument("--max-retries", type=int, default=3, metavar="N",
+                        help="retries of a failed server request, with exponential backoff (default 3)")
     parser.add_argument("--benchmark", required=True, metavar="NAME", help=f"one of {sorted(BENCHMARKS)}")
     parser.add_argument("--data", required=True, metavar="PATH",
                         help="the benchmark's annotation file or its root folder (media found from there)")
@@ -36,7 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--recipe", default=None, metavar="YAML", help="EvalConfig recipe (fps, max_frames, ...)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="EvalConfig override, e.g. --set max_new_tokens=256 (repeatable)")
-    parser.add_argument("--batch-size", type=int, default=None, help="prompts per generate call")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="prompts per generate call (with --backend vllm: requests in flight at once)")
     parser.add_argument("--max-new-tokens", type=int, default=None, help="generation budget per answer")
     parser.add_argument("--direct", action="store_true",
                         help="ask for the option letter directly instead of the <time>/<thinking>/<answer> format")
@@ -56,9 +67,15 @@ def _check_args(args: argparse.Namespace) -> str:
         raise UsageError(f"unknown modality {bad}; choose from {list(MODALITIES)} (video = silent video)")
     if not os.path.exists(args.data):
         raise UsageError(f"--data {args.data}: no such file or folder; pass the benchmark's annotation file or root")
-    for model in args.model:
-        if not os.path.isdir(model):
-            raise UsageError(f"--model {model}: not a folder; pass a checkpoint directory (config.json + weights)")
+    if args.backend == "vllm":
+        if not args.base_url or not args.base_url.startswith(("http://", "https://")):
+            raise UsageError("--backend vllm needs --base-url http(s)://HOST:PORT/v1 (the `vllm serve` endpoint)")
+    else:
+        if args.base_url:
+            raise UsageError("--base-url is for --backend vllm; add --backend vllm or drop it")
+        for model in args.model:
+            if not os.path.isdir(model):
+                raise UsageError(f"--model {model}: not a folder; pass a checkpoint directory (config.json + weights)")
     if args.limit is not None and args.limit < 1:
         raise UsageError(f"--limit {args.limit}: give a positive number of questions")
     return name
@@ -104,6 +121,13 @@ def load_policy(path: str, dtype: str = "auto") -> Any:
     return omni.OmniPolicy.from_pretrained(path, dtype=getattr(torch, dtype), device=device)
 
 
+def server_policy(args: argparse.Namespace, model: str) -> Any:
+    """The served `model` (base model or LoRA adapter name) behind the vLLM server at --base-url."""
+    from ..policy.vllm_client import VLLMClient, VLLMEvalPolicy
+
+    return VLLMEvalPolicy(VLLMClient(args.base_url, args.api_key_env, max_retries=args.max_retries), model)
+
+
 def run(args: argparse.Namespace) -> int:
     from .benchmarks import load_benchmark
     from .report import EVAL_INPUTS, markdown_report, summarize, write_report
@@ -130,11 +154,12 @@ def run(args: argparse.Namespace) -> int:
     if main and skipped.notes:
         print(f"load notes: {dict(skipped.notes)}", file=sys.stderr)
     rows = []
-    for path, label in zip(args.model, model_labels(args.model)):
-        policy = load_policy(path, args.dtype)
+    labels = list(args.model) if args.backend == "vllm" else model_labels(args.model)
+    for path, label in zip(args.model, labels):
+        policy = load_policy(path, args.dtype) if args.backend == "hf" else server_policy(args, path)
         for modality in dict.fromkeys(args.modality):
-            for row in evaluate(policy, samples, modality, cfg):
-                rows.append({"model": label, **row})
+            # A server that stays unreachable raises VLLMServerError, a user error: one line from the CLI.
+            rows += [{"model": label, **row} for row in evaluate(policy, samples, modality, cfg)]
         del policy
         gc.collect()
     if not main:
@@ -143,7 +168,8 @@ def run(args: argparse.Namespace) -> int:
     paths = write_report(rows, args.out, title, skipped.by_reason(), dict(skipped.notes))
     with open(os.path.join(args.out, EVAL_INPUTS), "w", encoding="utf-8") as fh:
         json.dump({"benchmark": name, "data": os.path.abspath(args.data),
-                   "models": [os.path.abspath(m) for m in args.model], "modalities": list(args.modality)}, fh, indent=2)
+                   "models": [m if args.backend == "vllm" else os.path.abspath(m) for m in args.model],
+                   "modalities": list(args.modality)}, fh, indent=2)
     if len(skipped):
         write_jsonl(os.path.join(args.out, "skipped.jsonl"), skipped.items)
     print(markdown_report(summarize(rows), title, skipped.by_reason(), dict(skipped.notes)))

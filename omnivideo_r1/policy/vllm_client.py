@@ -35,6 +35,7 @@ from typing import Any, Callable, Sequence, TypeVar
 
 import numpy as np
 
+from ..errors import UserError
 from ..media.types import AUDIO_SAMPLE_RATE
 from ..openai_http import FatalHTTPError, OpenAIHTTP, RetryableError, RetryPolicy, with_retries
 from .prompting import PolicyPrompt, make_prompt
@@ -44,12 +45,14 @@ LOGIT_BIAS_NEVER = -100.0
 """The strongest bias the OpenAI API allows; e^-100 relative probability: such tokens are never drawn."""
 
 
-class VLLMServerError(RuntimeError):
-    """The rollout server could not serve a request (down, too slow, errors, garbage after all retries, or 4xx)."""
+class VLLMServerError(UserError, RuntimeError):
+    """The rollout server could not serve a request (down, too slow, errors, garbage after all retries, or 4xx);
+    the user fixes it by starting or fixing the server, then resumes."""
 
 
-class PromptMismatchError(RuntimeError):
-    """The server's prompt token ids differ from the trainer's for the same sample (train/inference mismatch)."""
+class PromptMismatchError(UserError, RuntimeError):
+    """The server's prompt token ids differ from the trainer's for the same sample (train/inference mismatch); the
+    user fixes the server's chat template or processor settings."""
 
 
 # ---------------------------------------------------------------------------------------------------- media
