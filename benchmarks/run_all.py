@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import load_line, quiet, table  # noqa: E402
 
-BENCHES = ("rollout", "variants", "media", "trl", "scaling", "decode", "loading")
+BENCHES = ("rollout", "variants", "media", "trl", "scaling", "decode", "loading", "backends")
 
 
 def main() -> int:
@@ -32,6 +32,7 @@ def main() -> int:
     quiet()
     import torch
 
+    import bench_backends
     import bench_decode
     import bench_loading
     import bench_media_cache
@@ -42,7 +43,7 @@ def main() -> int:
 
     mods = {"rollout": bench_rollout, "variants": bench_modality_variants, "media": bench_media_cache,
             "trl": bench_vs_trl, "scaling": bench_scaling, "decode": bench_decode,
-            "loading": bench_loading}
+            "loading": bench_loading, "backends": bench_backends}
     chosen = [b.strip() for b in args.only.split(",") if b.strip()]
     unknown = set(chosen) - set(BENCHES)
     if unknown:
