@@ -39,12 +39,19 @@ def warm_world(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("warm_world")
     world, init, base = root / "world", root / "init", root / "base"
-    generate_world(str(world), 12, seed=0)
-    build_tiny_policy_files(str(init), TinyOmniSpec(family="qwen3_omni", seed=0))
-    torch.manual_seed(0)
-    policy = OmniPolicy.from_pretrained(str(init))
-    samples = read_samples(str(world / "train.jsonl"))
-    warm_start(policy, samples, lambda s: load_clip(s.video, fps=2.0, max_frames=4, max_pixels=4096),
-               SFTConfig(steps=80, lr=1e-2, batch_size=4), log=lambda *a: None)
-    policy.save_pretrained(str(base))
+    # Built with one thread whichever test asks first: the weights then do not depend on the test order (the
+    # thread count changes float reduction order), and tiny matmuls on a busy machine are much faster this way.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        generate_world(str(world), 12, seed=0)
+        build_tiny_policy_files(str(init), TinyOmniSpec(family="qwen3_omni", seed=0))
+        torch.manual_seed(0)
+        policy = OmniPolicy.from_pretrained(str(init))
+        samples = read_samples(str(world / "train.jsonl"))
+        warm_start(policy, samples, lambda s: load_clip(s.video, fps=2.0, max_frames=4, max_pixels=4096),
+                   SFTConfig(steps=80, lr=1e-2, batch_size=4), log=lambda *a: None)
+        policy.save_pretrained(str(base))
+    finally:
+        torch.set_num_threads(threads)
     return root, world, init, base

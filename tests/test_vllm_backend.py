@@ -26,10 +26,9 @@ KEY_ENV = "OMNIVIDEO_TEST_VLLM_KEY"
 
 
 @pytest.fixture(scope="module")
-def world(one_thread, request):
-    """The shared warm-started world, built (if this module is first) with one torch thread: tiny matmuls on a
-    busy 2-core machine are dominated by thread synchronisation."""
-    return request.getfixturevalue("warm_world")
+def world(one_thread, warm_world):
+    """The shared warm-started world; every test here runs with one torch thread."""
+    return warm_world
 
 
 # ---------------------------------------------------------------------------------------------- wire format

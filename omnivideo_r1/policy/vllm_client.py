@@ -29,6 +29,7 @@ import io
 import json
 import math
 import struct
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence, TypeVar
@@ -220,12 +221,15 @@ class VLLMClient:
         self.retry = RetryPolicy(max_retries, backoff_s, backoff_max_s)
         self.max_concurrency = max(1, max_concurrency)
         self.vocab_rows = vocab_rows
+        self._lock = threading.Lock()
         self.stats = {"requests": 0, "retries": 0}
         """Chat requests sent (not counting retries) and retries, over this client's lifetime."""
 
-    def _call(self, what: str, attempt: Callable[[], T]) -> T:
+    def call(self, what: str, attempt: Callable[[], T]) -> T:
+        """`attempt()` retried with backoff; what still fails becomes VLLMServerError naming `what`."""
         def count_retry(_k: int, _err: str) -> None:
-            self.stats["retries"] += 1
+            with self._lock:
+                self.stats["retries"] += 1
 
         try:
             return with_retries(attempt, self.retry, on_retry=count_retry)
@@ -236,9 +240,10 @@ class VLLMClient:
 
     def chat(self, body: dict[str, Any], what: str) -> ServerReply:
         """One chat completion (retried); `what` names the request in errors (e.g. the sample id)."""
-        self.stats["requests"] += 1
+        with self._lock:
+            self.stats["requests"] += 1
         data = json.dumps(body, ensure_ascii=False).encode("utf-8")
-        return self._call(what, lambda: parse_reply(self.http.request("POST", "/chat/completions", data),
+        return self.call(what, lambda: parse_reply(self.http.request("POST", "/chat/completions", data),
                                                     int(body.get("n", 1)), self.vocab_rows))
 
     def map(self, fn: Callable[[Any], T], items: Sequence[Any]) -> list[T]:
@@ -252,11 +257,11 @@ class VLLMClient:
     def load_adapter(self, name: str, path: str, inplace: bool = True) -> None:
         """(Re)load the LoRA adapter saved at `path` (a directory the server can read) under `name`."""
         payload = {"lora_name": name, "lora_path": path, "load_inplace": inplace}
-        self._call(f"loading LoRA adapter {name!r} from {path}",
+        self.call(f"loading LoRA adapter {name!r} from {path}",
                    lambda: self.http.request("POST", "/load_lora_adapter", payload))
 
     def unload_adapter(self, name: str) -> None:
-        self._call(f"unloading LoRA adapter {name!r}",
+        self.call(f"unloading LoRA adapter {name!r}",
                    lambda: self.http.request("POST", "/unload_lora_adapter", {"lora_name": name}))
 
     def reset_prefix_cache(self) -> None:
@@ -272,7 +277,7 @@ class VLLMClient:
             return body
 
         try:
-            self._call("resetting the prefix cache", attempt)
+            self.call("resetting the prefix cache", attempt)
         except VLLMServerError as exc:
             if "HTTP 404" in str(exc):
                 raise VLLMServerError(f"{exc} The route exists only with VLLM_SERVER_DEV_MODE=1; start the server "
@@ -283,7 +288,7 @@ class VLLMClient:
 
     def models(self) -> list[str]:
         """Ids of the served model and loaded adapters (GET /v1/models)."""
-        data = self._call("listing models", lambda: self.http.request("GET", "/models"))
+        data = self.call("listing models", lambda: self.http.request("GET", "/models"))
         try:
             return [m["id"] for m in json.loads(data)["data"]]
         except (ValueError, KeyError, TypeError):
@@ -326,4 +331,4 @@ class VLLMEvalPolicy:
                 raise RetryableError(f"reply is not a chat completion: {raw[:120]!r}") from None
             return content if isinstance(content, str) else ""
 
-        return self.client._call(f"answering sample {sample_id}", attempt)
+        return self.client.call(f"answering sample {sample_id}", attempt)
