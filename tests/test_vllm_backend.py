@@ -70,13 +70,14 @@ def test_vllm_config_rejects_what_it_cannot_serve(override, match):
 
 # ---------------------------------------------------------------------------------------------- consistency
 def _lora_policy(model_dir: str, seed: int = 0):
-    from peft import LoraConfig, get_peft_model
-
+    from omnivideo_r1.policy.lora import prepare_trainable
     from omnivideo_r1.policy.omni import OmniPolicy
+    from omnivideo_r1.train.config import ModelConfig
 
     policy = OmniPolicy.from_pretrained(model_dir)
     torch.manual_seed(seed)
-    policy.model = get_peft_model(policy.model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
+    # As training sets it up: LoRA on the language model's q/k/v/o projections, encoders frozen.
+    policy.model = prepare_trainable(policy.model, ModelConfig(lora_rank=4, lora_alpha=8))
     # A non-zero adapter, so "the server uses the adapter" is observable.
     with torch.no_grad():
         for name, p in policy.model.named_parameters():
@@ -298,52 +299,61 @@ def test_failed_step_changes_nothing_and_resume_matches(world, tmp_path):
 
 # ---------------------------------------------------------------------------------------------- training
 def _advantage_weighted_logp(model_dir, batch) -> float:
-    """sum_i A_i * mean_t log pi(y_i) / sum_i |A_i| over a fixed batch: rises when the policy moves toward its
-    higher-reward completions (the direction GSPO's objective pushes), falls when it moves away."""
+    """sum_i A_i * mean_t log pi(y_i) / sum_i |A_i| over a fixed batch: the direction GSPO's objective pushes
+    (rises when the policy moves toward its higher-advantage completions, falls when it moves away)."""
     from omnivideo_r1.policy.omni import OmniPolicy
 
     policy = OmniPolicy.from_pretrained(model_dir)
     num = den = 0.0
     with torch.no_grad():
-        for prompt, comps, adv in batch:
-            logp, mask = policy.logprobs([prompt] * len(comps), [c.token_ids for c in comps])
+        for prompt, ids, adv in batch:
+            logp, mask = policy.logprobs([prompt] * len(ids), ids)
             num += float((adv * (logp * mask).sum(1) / mask.sum(1)).sum())
             den += float(adv.abs().sum())
     return num / den
 
 
-@pytest.mark.slow
-def test_gspo_learns_with_both_backends_on_the_same_data(world, tmp_path):
+def _first_step_batch(run_dir, sample, clip, tokenizer, weights, options) -> list:
+    """(prompt, completion ids, advantages) of every group the run logged for step 1 (rollouts.jsonl), with the
+    advantages recomputed here from the completions' text by the reward functions (`weights`, `options`)."""
     from omnivideo_r1.algo.advantages import group_advantages
     from omnivideo_r1.judges.embedded import EmbeddedJudge
-    from omnivideo_r1.media.decode import load_clip
-    from omnivideo_r1.policy.omni import OmniPolicy
+    from omnivideo_r1.policy.prompting import make_prompt
     from omnivideo_r1.rewards.combine import combine_rewards
     from omnivideo_r1.rewards.types import RolloutRecord
+    from omnivideo_r1.train.policy_setup import compute_rewards
+
+    eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    prompt = make_prompt(sample, clip, "av", interleave_audio=False)
+    batch = []
+    for line in open(run_dir / "rollouts.jsonl", encoding="utf-8"):
+        group = json.loads(line)
+        if group["step"] != 1:
+            continue
+        texts = [c["text"] for c in group["completions"]]
+        records = [RolloutRecord(sample=sample, completion=t, modality="av", clip_duration=clip.duration)
+                   for t in texts]
+        reward, _ = combine_rewards(compute_rewards(records, weights, options, EmbeddedJudge()), weights)
+        adv, _ = group_advantages(torch.tensor(reward, dtype=torch.float32), len(texts))
+        batch.append((prompt, [tokenizer.encode(t, add_special_tokens=False) + [eos] for t in texts], adv))
+    return batch
+
+
+@pytest.mark.slow
+def test_gspo_learns_with_both_backends_on_the_same_data(world, tmp_path):
+    from omnivideo_r1.media.decode import load_clip
+    from omnivideo_r1.policy.omni import OmniPolicy
     from omnivideo_r1.schema import read_samples, write_samples
     from omnivideo_r1.train.gspo_train import train
     from omnivideo_r1.train.metrics_log import read_metrics
-    from omnivideo_r1.train.policy_setup import compute_rewards
 
-    root, world, _, base = world
-    # One clip: every step samples its question again, so four steps are enough to move the policy measurably.
-    sample = read_samples(str(world / "train.jsonl"))[0]
+    root, world_dir, _, base = world
+    # One clip: every step samples its question again, so four steps move the policy measurably on it.
+    sample = read_samples(str(world_dir / "train.jsonl"))[0]
     data = tmp_path / "one.jsonl"
     write_samples(str(data), [sample])
-    weights, options = {"format": 1.0, "intent": 1.0}, {"format": {"partial_credit": True}}
-    # A held-out batch from the initial policy, its rewards and group advantages.
-    policy = OmniPolicy.from_pretrained(str(base))
     clip = load_clip(sample.video, fps=2.0, max_frames=4, max_pixels=64 * 64, audio_path=sample.audio)
-    prompt = policy.make_prompt(sample, clip, "av", interleave_audio=False)
-    comps = policy.sample([prompt], 16, 32, generator_seed=1000, share_prefix=True)
-    records = [RolloutRecord(sample=sample, completion=c.text, modality="av", clip_duration=clip.duration)
-               for c in comps]
-    reward, _ = combine_rewards(compute_rewards(records, weights, options, EmbeddedJudge()), weights)
-    adv, _ = group_advantages(torch.tensor(reward, dtype=torch.float32), 16)
-    assert float(adv.abs().sum()) > 0, "constant rewards in the held-out batch: the criterion would be vacuous"
-    batch = [(prompt, comps, adv)]
-    start = _advantage_weighted_logp(str(base), batch)
-
+    tokenizer = OmniPolicy.from_pretrained(str(base)).tokenizer
     common = ["rollout.max_new_tokens=32", "rollout.rollouts_per_prompt=4", "optim.min_lr=1e-2",
               "optim.warmup_fraction=0", f"data.train_path={data}", "data.audio_layout=separate",
               "rewards={format: 1.0, intent: 1.0}", "model.lora_alpha=16", "model.lora_rank=8"]
@@ -353,11 +363,18 @@ def test_gspo_learns_with_both_backends_on_the_same_data(world, tmp_path):
             over = _train_overrides(root, tmp_path / backend, server.base_url, 4, extra=common)
             over[over.index("rollout.backend=vllm")] = f"rollout.backend={backend}"
             summary = train(load_config(TrainConfig, None, over))
-        gains[backend] = _advantage_weighted_logp(summary["final_dir"], batch) - start
+        # Learning = the run's first batch (sampled by this backend from the initial policy) became more likely
+        # where its reward is above the group's mean and less where below; it fails when the updates do not follow
+        # the rewards (a sign error, updates not applied, samples that are not what the trainer scores).
+        batch = _first_step_batch(tmp_path / backend, sample, clip, tokenizer, {"format": 1.0, "intent": 1.0},
+                                  {"format": {"partial_credit": True}})
+        assert batch and float(sum(adv.abs().sum() for _, _, adv in batch)) > 0, "constant rewards: vacuous check"
+        gains[backend] = (_advantage_weighted_logp(summary["final_dir"], batch)
+                          - _advantage_weighted_logp(str(base), batch))
         rows = read_metrics(str(tmp_path / backend / "metrics.jsonl"))
         gaps[backend] = max(r["rollout/logp_gap_max"] for r in rows)
         assert all(r["time/rollout_s"] > 0 and "time/sync_s" in r for r in rows)
-    assert gains["hf"] > 0 and gains["vllm"] > 0, f"advantage-weighted log-likelihood gains {gains}"
+    assert gains["hf"] > 0.05 and gains["vllm"] > 0.05, f"advantage-weighted log-likelihood gains {gains}"
     assert gaps["vllm"] < 1e-4, f"server and trainer log-probs drifted apart during training: {gaps}"
 
 
