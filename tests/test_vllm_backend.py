@@ -128,7 +128,7 @@ def test_server_logprobs_equal_trainer_recomputation(world, tmp_path, mode, temp
         gap = float(((server_BT - logp_BT.detach()).abs() * mask_BT).max())
         assert gap < 1e-5, f"{prompt.effective_modality}: server vs trainer log-probs differ by {gap}"
         if t_ref == 1.0:  # raw log-probs are not the tempered ones: the comparison would fail at temperature 0.7
-            tempered = policy.logprobs([prompt] * 4, ids, temperature=temperature)[0]
+            tempered = policy.logprobs([prompt] * 4, ids, temperature=temperature)[0].detach()
             assert float(((server_BT - tempered).abs() * mask_BT).max()) > 1e-3
 
 
@@ -321,7 +321,7 @@ def _first_step_batch(run_dir, sample, clip, tokenizer, weights, options) -> lis
     from omnivideo_r1.policy.prompting import make_prompt
     from omnivideo_r1.rewards.combine import combine_rewards
     from omnivideo_r1.rewards.types import RolloutRecord
-    from omnivideo_r1.train.policy_setup import compute_rewards
+    from omnivideo_r1.rewards import compute_rewards
 
     eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
     prompt = make_prompt(sample, clip, "av", interleave_audio=False)
@@ -434,7 +434,7 @@ def test_eval_cli_reports_a_down_server_in_one_line(world, tmp_path, capsys):
                  "synthetic", "--data", str(world / "test.jsonl"), "--limit", "1", "--out", str(tmp_path),
                  "--max-retries", "0"])
     err = capsys.readouterr().err
-    assert code == 1 and "cannot reach" in err and "after 1 attempts" in err and "Traceback" not in err
+    assert code == 2 and "cannot reach" in err and "after 1 attempts" in err and "Traceback" not in err
     assert main(["eval", "--backend", "vllm", "--model", "m", "--benchmark", "synthetic", "--data",
                  str(world / "test.jsonl")]) == 2
     assert "--base-url" in capsys.readouterr().err
