@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from omnivideo_r1.policy.forward import PolicyForward
 from omnivideo_r1.policy.omni import (
     OmniPolicy,
     build_processor,
@@ -293,8 +294,8 @@ class _WrapperLikeDDP(torch.nn.Module):
         super().__init__()
         self.module = module
 
-    def forward(self, **kwargs):
-        return self.module(**kwargs)
+    def forward(self, *args, **kwargs):
+        return self.module(*args, **kwargs)
 
 
 @pytest.mark.slow
@@ -308,7 +309,7 @@ def test_wrapped_reference_and_lora_models_score_consistently(policies):
     assert policy.make_prompt(_sample(), _clip(), "av").user_text == prompt.user_text
     ids = [[5, 6, 7], [8, 9]]
     base, _ = policy.logprobs([prompt, prompt], ids)
-    wrapped, _ = policy.logprobs([prompt, prompt], ids, model=_WrapperLikeDDP(policy.model))
+    wrapped, _ = policy.logprobs([prompt, prompt], ids, model=_WrapperLikeDDP(PolicyForward(policy.model)))
     torch.testing.assert_close(wrapped, base, atol=1e-5, rtol=0)
     reference = copy.deepcopy(policy.model)
     with torch.no_grad():

@@ -1,8 +1,10 @@
-"""Trainer: slot assignment, recipes, checkpoints, and tiny-model runs (single process, resume after SIGKILL, DDP)."""
+"""Trainer: slot assignment, recipes, checkpoints, and tiny-model runs (single process, resume after SIGKILL, DDP,
+FSDP2 with resume from its sharded checkpoint)."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -196,27 +198,57 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tiny_setup, tmp_path):
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=f"{k} differs after resume")
 
 
-@pytest.mark.slow
-def test_two_process_ddp_matches_single_process(tiny_setup, tmp_path):
-    over = _overrides(tiny_setup, tmp_path / "single", steps=2)
-    single = _cli(["train", "--config", "qi_tiny", *over])
+@pytest.fixture(scope="module")
+def single_process_run(tiny_setup, tmp_path_factory):
+    """Final weights of a 2-step single-process run, the reference of the multi-process runs."""
+    out = tmp_path_factory.mktemp("single")
+    single = _cli(["train", "--config", "qi_tiny", *_overrides(tiny_setup, out, steps=2)])
     out_single, _ = single.communicate(timeout=600)
     assert single.returncode == 0, out_single
+    weights = _weights(out / "final")
+    moved = max(float((weights[k] - w0).abs().max()) for k, w0 in _weights(tiny_setup / "base").items())
+    assert moved > 1e-4, "training did not move the weights; the comparisons would be vacuous"
+    return weights, moved
 
+
+def _launch(config_file, args):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-           os.path.join(REPO, "omnivideo_r1", "recipes", "accelerate", "ddp_cpu_2proc.yaml"),
-           "--main_process_port", str(_free_port()), "-m", "omnivideo_r1.cli", "train", "--config", "qi_tiny",
-           *_overrides(tiny_setup, tmp_path / "ddp", steps=2)]
-    ddp = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-    assert ddp.returncode == 0, ddp.stdout[-3000:] + ddp.stderr[-3000:]
-    a, b = _weights(tmp_path / "single" / "final"), _weights(tmp_path / "ddp" / "final")
-    init = _weights(tiny_setup / "base")
-    moved = max(float((a[k] - init[k]).abs().max()) for k in a)
-    assert moved > 1e-4, "training did not move the weights; the comparison would be vacuous"
-    worst = max(float((a[k] - b[k]).abs().max()) for k in a)
-    # Same global batch and per-prompt seeds: only the all-reduce's summation order differs.
-    assert worst < 1e-5 * max(1.0, moved) + 1e-6, f"DDP and single-process weights differ by {worst}"
+           os.path.join(REPO, "omnivideo_r1", "recipes", "accelerate", config_file),
+           "--main_process_port", str(_free_port()), "-m", "omnivideo_r1.cli", *args]
+    run = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+
+
+def _assert_same_weights(reference, moved, other, what):
+    assert reference.keys() == other.keys()
+    worst = max(float((reference[k] - other[k]).abs().max()) for k in reference)
+    # Same global batch and per-prompt seeds: only the gradient reduction's summation order differs.
+    assert worst < 1e-5 * max(1.0, moved) + 1e-6, f"{what} and single-process weights differ by {worst}"
+
+
+@pytest.mark.slow
+def test_two_process_ddp_matches_single_process(tiny_setup, single_process_run, tmp_path):
+    _launch("ddp_cpu_2proc.yaml", ["train", "--config", "qi_tiny", *_overrides(tiny_setup, tmp_path / "ddp", steps=2)])
+    _assert_same_weights(*single_process_run, _weights(tmp_path / "ddp" / "final"), "DDP")
+
+
+@pytest.mark.slow
+def test_two_process_fsdp2_matches_single_process_and_resumes(tiny_setup, single_process_run, tmp_path):
+    from omnivideo_r1.train.metrics_log import read_metrics
+
+    out = tmp_path / "fsdp"
+    args = ["train", "--config", "qi_tiny", *_overrides(tiny_setup, out, steps=2, extra=["run.save_every=1"])]
+    _launch("fsdp_cpu_2proc.yaml", args)
+    _assert_same_weights(*single_process_run, _weights(out / "final"), "FSDP2")
+    # The step-1 checkpoint holds sharded weights (torch.distributed.checkpoint files), not a full copy.
+    ckpt = out / "checkpoints" / "step_000001"
+    assert any(p.name.endswith(".distcp") for p in ckpt.rglob("*")), sorted(p.name for p in ckpt.rglob("*"))
+
+    shutil.rmtree(out / "final")
+    _launch("fsdp_cpu_2proc.yaml", args + ["--resume"])
+    assert [r["step"] for r in read_metrics(str(out / "metrics.jsonl"))] == [1, 2, 2]  # resumed, not restarted
+    _assert_same_weights(*single_process_run, _weights(out / "final"), "FSDP2 resumed")
 
 
 def test_freeze_encoders_finds_nested_encoders(tiny_setup):
@@ -229,6 +261,31 @@ def test_freeze_encoders_finds_nested_encoders(tiny_setup):
     assert {n.rsplit(".", 1)[-1] for n in frozen} == {"visual", "audio_tower"}
     trainable = {n for n, p in policy.model.named_parameters() if p.requires_grad}
     assert trainable and not any(".visual." in f".{n}" or "audio_tower" in n for n in trainable)
+
+
+def test_lora_policy_saved_from_gathered_weights_equals_live_merge(tiny_dirs, tmp_path):
+    """Under FSDP2 / ZeRO-3 the final save merges LoRA from the gathered state dict, not from the live modules."""
+    from peft import LoraConfig, get_peft_model
+
+    from omnivideo_r1.policy.forward import PolicyForward
+    from omnivideo_r1.policy.omni import OmniPolicy
+    from omnivideo_r1.train.policy_setup import save_policy
+
+    policy = OmniPolicy.from_pretrained(tiny_dirs["qwen3_omni"])
+    policy.model = get_peft_model(policy.model, LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"]))
+    with torch.no_grad():
+        for name, p in policy.model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5)  # a non-trivial adapter (LoRA starts as the identity)
+    gathered = {k[len("model."):]: v for k, v in PolicyForward(policy.model).state_dict().items()}
+    save_policy(policy, str(tmp_path / "live"))
+    save_policy(policy, str(tmp_path / "gathered"), state_dict=gathered)
+    live, from_gathered = _weights(tmp_path / "live"), _weights(tmp_path / "gathered")
+    assert live.keys() == from_gathered.keys() and not any("lora" in k for k in live)
+    base = _weights(tiny_dirs["qwen3_omni"])
+    assert any(not torch.equal(live[k], base[k]) for k in live), "the adapter was not merged"
+    for k in live:
+        torch.testing.assert_close(from_gathered[k], live[k], rtol=0, atol=0)
 
 
 def test_train_cli_reports_bad_inputs_in_one_line(tmp_path, capsys):

@@ -19,12 +19,14 @@ from typing import Any
 
 import torch
 
-from ..algo.logprobs import entropy_from_logits, token_logprobs
+from ..algo.logprobs import token_logprobs
 from ..media.types import Clip
 from ..schema import LETTERS, AVSample
 from .input_cache import ProcessedInputCache, processor_settings_key
 from .loading import load_thinker
 from .prompting import Completion, PolicyPrompt, conversation, group_by_audio_flag, make_prompt  # noqa: F401 (re-exported)
+from .forward import (as_policy_forward, completion_logprobs, generate, is_lockstep, logits_at,
+                      thinker_of)
 from .shared_prefix import generate_shared_prefix, option_logits_shared
 from .tiny import MARKER_FILE, write_marker
 from .tokenizer import MEDIA_TOKENS, chat_template
@@ -114,6 +116,9 @@ class OmniPolicy:
         """The thinker; callers may wrap it (PEFT, DistributedDataParallel) and assign the wrapper back here."""
         self.reference_model = None
         """Optional frozen copy for KL terms; pass it as `model=` to `logprobs`."""
+        self.forward_module = None
+        """The engine-prepared `PolicyForward(self.model)` (DDP / FSDP2 / DeepSpeed), set by the trainer after
+        `accelerator.prepare`; every model call goes through it. None: calls go through `PolicyForward(self.model)`."""
         self.tokenizer = tokenizer
         self.processor = processor
         self.family = family
@@ -141,10 +146,13 @@ class OmniPolicy:
         processor = build_processor(path, family, tokenizer, model.config)
         return cls(model, tokenizer, processor, family)
 
-    def save_pretrained(self, out_dir: str) -> None:
-        """Write the thinker, tokenizer and processor configs so `from_pretrained(out_dir)` restores this policy."""
+    def save_pretrained(self, out_dir: str, state_dict: dict[str, torch.Tensor] | None = None) -> None:
+        """Write the thinker, tokenizer and processor configs so `from_pretrained(out_dir)` restores this policy.
+
+        state_dict: the thinker's full weights, when its live parameters are sharded across processes.
+        """
         os.makedirs(out_dir, exist_ok=True)
-        _unwrap(self.model).save_pretrained(out_dir)
+        thinker_of(self.model).save_pretrained(out_dir, state_dict=state_dict)
         self.tokenizer.save_pretrained(out_dir)
         vp = self.processor.video_processor
         pre = self.processor.feature_extractor.to_dict()
@@ -183,7 +191,7 @@ class OmniPolicy:
 
     def _never_sample_ids(self) -> list[int]:
         """Media placeholders, chat/media control tokens other than EOS, and vocabulary rows with no token."""
-        vocab_rows = _unwrap(self.model).config.get_text_config().vocab_size
+        vocab_rows = thinker_of(self.model).config.get_text_config().vocab_size
         special = set(self.tokenizer.all_special_ids)
         special.update(self.tokenizer.convert_tokens_to_ids(t) for t in MEDIA_TOKENS[self.family].values())
         special.difference_update(self.eos_token_ids)
@@ -236,7 +244,7 @@ class OmniPolicy:
                 it["input_features"], (0, frames - it["input_features"].shape[-1])) for it in feats])
             batch["feature_attention_mask"] = torch.cat([torch.nn.functional.pad(
                 it["feature_attention_mask"], (0, frames - it["feature_attention_mask"].shape[-1])) for it in feats])
-        dtype = _unwrap(self.model).dtype
+        dtype = thinker_of(self.model).dtype
         return {k: (v.to(self.device, dtype) if v.is_floating_point() and k != "video_second_per_grid"
                     else v.to(self.device)) for k, v in batch.items()}
 
@@ -264,7 +272,8 @@ class OmniPolicy:
         return BatchFeature(self._collate([it for it in items for _ in range(repeats)])), flag
 
     # ------------------------------------------------------------------ sampling
-    def _generation_config(self, max_new_tokens: int, greedy: bool, temperature: float, top_p: float):
+    def _generation_config(self, max_new_tokens: int, greedy: bool, temperature: float, top_p: float,
+                           output_logits: bool = False):
         from transformers import GenerationConfig
 
         sampling = dict(do_sample=False) if greedy else dict(do_sample=True, temperature=temperature, top_p=top_p,
@@ -274,29 +283,33 @@ class OmniPolicy:
         return GenerationConfig(max_new_tokens=max_new_tokens, eos_token_id=self.eos_token_ids,
                                 repetition_penalty=1.0, no_repeat_ngram_size=0, min_new_tokens=0,
                                 pad_token_id=self.tokenizer.pad_token_id, suppress_tokens=self.suppress_ids,
-                                return_dict_in_generate=True, output_logits=True, **sampling)
+                                return_dict_in_generate=True, output_logits=output_logits, **sampling)
 
-    def _generate(self, prompts, repeats, max_new_tokens, greedy, temperature, top_p, seed, share_prefix=False):
+    def _generate(self, prompts, repeats, max_new_tokens, greedy, temperature, top_p, seed, share_prefix=False,
+                  with_logp=True):
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0 (got {temperature}); use greedy decoding instead")
         # Shared prefix: each distinct prompt is encoded and prefilled once, its KV cache copied `repeats` times.
         batch, flag = self.encode(prompts, 1 if share_prefix else repeats)
-        config = self._generation_config(max_new_tokens, greedy, temperature, top_p)
+        config = self._generation_config(max_new_tokens, greedy, temperature, top_p,
+                                         output_logits=with_logp and not share_prefix)
+        forward = self.forward_module_for(None)
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.no_grad(), torch.random.fork_rng(devices=devices, enabled=seed is not None):
             if seed is not None:
                 torch.manual_seed(seed)
-            generator = _unwrap(self.model, keep_peft=True)
             if share_prefix:
-                new_BT, step_logits = generate_shared_prefix(generator, batch, flag, repeats, config,
-                                                             self.eos_token_ids, self.tokenizer.pad_token_id)
-            else:
-                out = generator.generate(**batch, generation_config=config, use_audio_in_video=flag)
-                new_BT, step_logits = out.sequences[:, batch["input_ids"].shape[1]:], out.logits
+                return generate_shared_prefix(forward, batch, flag, repeats, config, self.eos_token_ids,
+                                              self.tokenizer.pad_token_id, temperature)
+            out = forward(generate, **batch, generation_config=config, use_audio_in_video=flag,
+                          synced_gpus=is_lockstep(forward))
+        new_BT = out.sequences[:, batch["input_ids"].shape[1]:]
+        if not with_logp:
+            return new_BT, None
         # Step by step rather than stacking (B, T, V): the raw logits (before suppression, temperature and top-p)
         # are already held by generate; a stacked copy would double the peak for a 152k vocabulary.
         logp_BT = torch.stack([token_logprobs(step_BV[:, None], new_BT[:, t: t + 1], temperature)[:, 0]
-                               for t, step_BV in enumerate(step_logits)], dim=1)
+                               for t, step_BV in enumerate(out.logits)], dim=1)
         return new_BT, logp_BT
 
     def _split(self, new_BT: torch.Tensor, logp_BT: torch.Tensor | None, repeats: int) -> list[Completion]:
@@ -327,66 +340,59 @@ class OmniPolicy:
     def generate_text(self, prompts: list[PolicyPrompt], max_new_tokens: int, greedy: bool = True,
                       temperature: float = 1.0, seed: int | None = None) -> list[str]:
         """Decoded answers (greedy by default) for evaluation."""
-        new_BT, _ = self._generate(prompts, 1, max_new_tokens, greedy, temperature, 1.0, seed)
+        new_BT, _ = self._generate(prompts, 1, max_new_tokens, greedy, temperature, 1.0, seed, with_logp=False)
         return [c.text for c in self._split(new_BT, None, 1)]
 
     # ------------------------------------------------------------------ scoring
-    def _scored_logits(self, prompts: list[PolicyPrompt], suffixes: list[list[int]], model, pick):
-        """Logits at the positions `pick(t_BLX, prompt_len, suffix_mask_BS)` selects, for prompt + suffix rows.
+    def forward_module_for(self, model=None):
+        """The module a model call goes through: `model` (a thinker, or an already prepared PolicyForward), else the
+        trainer's prepared module, else this policy's model; anything not yet a PolicyForward is wrapped in one."""
+        if model is None:
+            model = self.forward_module if self.forward_module is not None else self.model
+        return as_policy_forward(model)
 
-        Returns (logits, suffix_ids_BS, suffix_mask_BS); suffixes are right-padded after the left-padded prompts.
-        """
+    def right_padded(self, token_lists: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ids_BS, mask_BS) on the policy's device: one right-padded row per token list (width >= 1)."""
+        width = max(1, max((len(s) for s in token_lists), default=1))
+        ids_BS = torch.full((len(token_lists), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        mask_BS = torch.zeros((len(token_lists), width), dtype=torch.long)
+        for row, ids in enumerate(token_lists):
+            ids_BS[row, : len(ids)] = torch.as_tensor(ids, dtype=torch.long)
+            mask_BS[row, : len(ids)] = 1
+        return ids_BS.to(self.device), mask_BS.to(self.device)
+
+    def _prompt_suffix_batch(self, prompts: list[PolicyPrompt], suffixes: list[list[int]]):
+        """Left-padded prompts followed by right-padded suffixes -> (batch, flag, prompt_len, suffix_BS, mask_BS)."""
         if len(suffixes) != len(prompts):
             raise ValueError(f"{len(suffixes)} token lists for {len(prompts)} prompts; give one per prompt "
                              "(repeat a prompt once per completion)")
         batch, flag = self.encode(prompts)
-        width = max(1, max((len(s) for s in suffixes), default=1))
-        suffix = torch.full((len(suffixes), width), self.tokenizer.pad_token_id, dtype=torch.long)
-        suffix_mask = torch.zeros((len(suffixes), width), dtype=torch.long)
-        for row, ids in enumerate(suffixes):
-            suffix[row, : len(ids)] = torch.as_tensor(ids, dtype=torch.long)
-            suffix_mask[row, : len(ids)] = 1
-        suffix, suffix_mask = suffix.to(self.device), suffix_mask.to(self.device)
+        suffix_BS, mask_BS = self.right_padded(suffixes)
         prompt_len = batch["input_ids"].shape[1]
         batch = dict(batch)
-        batch["input_ids"] = torch.cat([batch["input_ids"], suffix], dim=1)
-        batch["attention_mask"] = torch.cat([batch["attention_mask"], suffix_mask], dim=1)
-        model = self.model if model is None else model
-        if hasattr(model, "module"):
-            # DDP / DeepSpeed wrappers: their forward hooks (gradient sync) must run, so call the wrapper itself.
-            logits = model(**batch, use_audio_in_video=flag, use_cache=False).logits
-            return pick(logits, prompt_len, suffix_mask), suffix, suffix_mask
-        thinker = _unwrap(model)
-        # The inner model, not the LM head: only the positions we score go through the (large) vocabulary matmul.
-        hidden = thinker.model(**batch, use_audio_in_video=flag, use_cache=False).last_hidden_state
-        return thinker.lm_head(pick(hidden, prompt_len, suffix_mask)), suffix, suffix_mask
+        batch["input_ids"] = torch.cat([batch["input_ids"], suffix_BS], dim=1)
+        batch["attention_mask"] = torch.cat([batch["attention_mask"], mask_BS], dim=1)
+        return batch, flag, prompt_len, suffix_BS, mask_BS
 
     def logprobs(self, prompts: list[PolicyPrompt], completions_token_ids: list[list[int]],
                  temperature: float = 1.0, with_entropy: bool = False, model=None):
         """Teacher-forced log-probs of each completion (row i = completion i, column j = its token j).
 
-        Returns (logp_BT, mask_BT) or (logp_BT, mask_BT, entropy_BT); logp is differentiable w.r.t. the parameters,
-        entropy (for logging) is not.
-        `model` scores with another thinker sharing this tokenizer (e.g. `reference_model`); default self.model.
+        Returns (logp_BT, mask_BT) or (logp_BT, mask_BT, entropy_BT), float32; logp is differentiable w.r.t. the
+        parameters, entropy (for logging) is not. Logits are computed in chunks from the hidden states, never as a
+        whole (B, T, V) tensor (policy/forward.py: completion_logprobs).
+        `model` scores with another thinker sharing this tokenizer (e.g. `reference_model`) or with the prepared
+        module; default: the trainer's prepared module if set, else self.model.
         """
-        def completion_positions(t_BLX, prompt_len, mask_BS):
-            # Output at position p predicts token p + 1: the last prompt position predicts completion token 0.
-            return t_BLX[:, prompt_len - 1: prompt_len - 1 + mask_BS.shape[1]]
-
-        logits_BTV, ids_BT, mask_BT = self._scored_logits(prompts, completions_token_ids, model,
-                                                          completion_positions)
-        logp_BT = token_logprobs(logits_BTV, ids_BT, temperature) * mask_BT
+        batch, flag, prompt_len, ids_BT, mask_BT = self._prompt_suffix_batch(prompts, completions_token_ids)
+        logp_BT, entropy_BT = self.forward_module_for(model)(completion_logprobs, batch, flag, prompt_len, ids_BT,
+                                                             mask_BT, temperature, with_entropy)
         mask_BT = mask_BT.to(logp_BT.dtype)
-        if with_entropy:
-            # Entropy is only logged: computed without autograd, so no (B, T, V) softmax is kept for backward.
-            with torch.no_grad():
-                entropy_BT = entropy_from_logits(logits_BTV.detach(), temperature) * mask_BT
-            return logp_BT, mask_BT, entropy_BT
-        return logp_BT, mask_BT
+        return (logp_BT, mask_BT, entropy_BT) if with_entropy else (logp_BT, mask_BT)
 
     @torch.no_grad()
     def option_probs(self, prompts: list[PolicyPrompt], prefixes: list[list[int]] | None = None,
-                     share_prefix: bool = False) -> torch.Tensor:
+                     share_prefix: bool = False, model=None) -> torch.Tensor:
         """P(next token = option letter) after prompt (+ assistant prefix), renormalised over each row's letters.
 
         Returns (B, K) with K = the largest option count in the batch; rows with fewer options have zeros beyond
@@ -395,24 +401,14 @@ class OmniPolicy:
         """
         prefixes = prefixes if prefixes is not None else [[] for _ in prompts]
         if share_prefix:
-            logits_BV = option_logits_shared(self, prompts, prefixes)
+            logits_BV = option_logits_shared(self, prompts, prefixes, model)
         else:
-            def after_prefix(t_BLX, prompt_len, mask_BS):
-                last = prompt_len - 1 + mask_BS.sum(dim=1)  # position whose output predicts the token after it
-                return t_BLX[torch.arange(t_BLX.shape[0], device=t_BLX.device), last]
-
-            logits_BV = self._scored_logits(prompts, prefixes, None, after_prefix)[0].float()
+            batch, flag, prompt_len, _, mask_BS = self._prompt_suffix_batch(prompts, prefixes)
+            last_B = prompt_len - 1 + mask_BS.sum(dim=1)  # position whose output predicts the token after it
+            logits_BV = self.forward_module_for(model)(logits_at, batch, flag, last_B)
         k_max = max(len(p.sample.options) for p in prompts)
         letters = torch.as_tensor(self.letter_token_ids(k_max), device=logits_BV.device)
         letter_logits = logits_BV[:, letters]
         counts = torch.as_tensor([len(p.sample.options) for p in prompts], device=logits_BV.device)
         valid = torch.arange(k_max, device=logits_BV.device)[None, :] < counts[:, None]
         return torch.softmax(letter_logits.masked_fill(~valid, float("-inf")), dim=-1)
-
-
-def _unwrap(model, keep_peft: bool = False):
-    """The thinker inside DDP/DeepSpeed (`.module`) and, unless keep_peft, PEFT (`get_base_model()`) wrappers."""
-    model = getattr(model, "module", model)
-    if not keep_peft and hasattr(model, "get_base_model"):
-        model = model.get_base_model()
-    return model

@@ -13,45 +13,45 @@ text position = number of non-pad tokens so far, rope (t, h, w) position = text 
 delta (max multimodal position + 1 - prompt length) comes from the prefill's rope index and is repeated G times.
 Only floating-point rounding can differ (a batch of 1 instead of G identical rows in the prefill matmuls), so a
 draw exactly at a CDF boundary may flip; teacher-forced log-probs of the sampled tokens match the plain path.
+
+Every model call goes through the prepared `PolicyForward` (policy/forward.py). Only the sampled token's log-prob is
+kept per step, not the (B, V) logits. Under a sharded engine (`lockstep`) a rank whose rows have all finished keeps
+stepping (on padding) until every rank has, as `generate(synced_gpus=True)` does, so all ranks run the same number of
+forwards.
 """
 
 from __future__ import annotations
 
 import torch
 
-
-def _thinker(model):
-    """The thinker module under DDP (`.module`) and PEFT wrappers (its `.model` holds the rope deltas)."""
-    model = getattr(model, "module", model)
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
+from ..algo.logprobs import selective_logprobs
+from .forward import all_ranks_done, is_lockstep, next_token_logits, thinker_of
 
 
 @torch.no_grad()
-def generate_shared_prefix(model, batch: dict, use_audio_in_video: bool, repeats: int, config,
-                           eos_token_ids: list[int], pad_token_id: int):
-    """Sample `repeats` continuations of each prompt row of `batch` -> (new_tokens_BT, [raw logits_BV per step]).
+def generate_shared_prefix(forward, batch: dict, use_audio_in_video: bool, repeats: int, config,
+                           eos_token_ids: list[int], pad_token_id: int, temperature: float = 1.0):
+    """Sample `repeats` continuations of each prompt row of `batch` -> (new_tokens_BT, sampler_logp_BT).
 
-    `model` is what generate would be called on (thinker or its PEFT wrapper); `config` the GenerationConfig.
+    `forward` is the (prepared) PolicyForward; `config` the GenerationConfig. sampler_logp_BT: log-prob of each
+    sampled token under softmax(raw logits / temperature), before suppression and top-p (as `Completion.logp`).
     """
     from transformers import LogitsProcessorList
 
     ids_PL, mask_PL = batch["input_ids"], batch["attention_mask"]
     device = ids_PL.device
-    thinker = _thinker(model)
+    lockstep = is_lockstep(forward)
+    thinker = thinker_of(forward)
     processors = thinker._get_logits_processor(
         generation_config=config, input_ids_seq_length=ids_PL.shape[1], encoder_input_ids=ids_PL,
         prefix_allowed_tokens_fn=None, logits_processor=LogitsProcessorList(), device=device, model_kwargs={})
 
     # ---- one prefill per distinct prompt (media encoders included) ----
     thinker.model.rope_deltas = None  # a stale delta from an earlier forward must not be reused
-    out = model(**batch, use_audio_in_video=use_audio_in_video, use_cache=True)
-    deltas_P1 = thinker.model.rope_deltas
+    logits_BV, cache, deltas_P1 = forward(next_token_logits, **batch, use_audio_in_video=use_audio_in_video)
     if deltas_P1 is None:
         raise RuntimeError("the prefill did not set rope_deltas; this thinker class is not supported by "
                            "the shared-prefix sampler (use share_prefix=False)")
-    cache = out.past_key_values
-    logits_BV = out.logits[:, -1, :].to(dtype=torch.float32, copy=True)
-    del out
     # ---- copy the prompt state G times: rows p0 x G, p1 x G, ... ----
     if repeats > 1:
         cache.batch_repeat_interleave(repeats)
@@ -63,76 +63,69 @@ def generate_shared_prefix(model, batch: dict, use_audio_in_video: bool, repeats
 
     eos = torch.as_tensor(eos_token_ids, device=device)
     unfinished_B = torch.ones(seq_BL.shape[0], dtype=torch.long, device=device)
-    new_tokens, raw_logits = [], []
+    new_tokens, logps = [], []
     for step in range(config.max_new_tokens):
-        raw_logits.append(logits_BV)
         scores_BV = processors(seq_BL, logits_BV)
         next_B = torch.multinomial(torch.softmax(scores_BV, dim=-1), num_samples=1).squeeze(1) if config.do_sample \
             else scores_BV.argmax(dim=-1)
         next_B = next_B * unfinished_B + pad_token_id * (1 - unfinished_B)
         new_tokens.append(next_B)
+        logps.append(selective_logprobs(logits_BV, next_B, temperature))
         seq_BL = torch.cat([seq_BL, next_B[:, None]], dim=1)
         unfinished_B = unfinished_B * (~torch.isin(next_B, eos)).long()
-        if step + 1 == config.max_new_tokens or not unfinished_B.any():
+        if step + 1 == config.max_new_tokens or all_ranks_done(not unfinished_B.any(), lockstep, device):
             break
         # ---- one decode step for all P*G rows ----
         mask_BL = torch.cat([mask_BL, torch.ones_like(mask_BL[:, :1])], dim=1)
         text_pos_B1 = text_pos_B1 + 1
         rope_B1 = text_pos_B1 + deltas_B1
         position_ids = torch.stack([text_pos_B1, rope_B1, rope_B1, rope_B1])  # (4, B, 1): text, t, h, w
-        out = model(input_ids=next_B[:, None], attention_mask=mask_BL, position_ids=position_ids,
-                    past_key_values=cache, use_cache=True, use_audio_in_video=use_audio_in_video)
-        cache = out.past_key_values
-        logits_BV = out.logits[:, -1, :].to(dtype=torch.float32, copy=True)
-    return torch.stack(new_tokens, dim=1), raw_logits
+        logits_BV, cache, _ = forward(next_token_logits, input_ids=next_B[:, None], attention_mask=mask_BL,
+                                      position_ids=position_ids, past_key_values=cache,
+                                      use_audio_in_video=use_audio_in_video)
+    return torch.stack(new_tokens, dim=1), torch.stack(logps, dim=1)
 
 
-@torch.no_grad()
-def suffix_hidden_shared_prefix(model, batch: dict, use_audio_in_video: bool, row_prompt: list[int],
-                                suffix_BS: torch.Tensor, suffix_mask_BS: torch.Tensor):
-    """Last hidden states of right-padded suffixes after their prompts, each distinct prompt prefilled once.
+def suffix_logits_shared(model, batch: dict, use_audio_in_video: bool, row_prompt: list[int],
+                         suffix_BS: torch.Tensor, suffix_mask_BS: torch.Tensor) -> torch.Tensor:
+    """float32 logits (B, V) after each row's prompt + right-padded suffix, each distinct prompt prefilled once.
 
-    `batch` holds the P distinct prompts (left-padded); row b of the suffixes continues prompt `row_prompt[b]`.
-    Returns (prompt_last_BH, suffix_BSH): the hidden state at each row's last prompt position (it predicts the
-    first suffix token) and at every suffix position. Positions follow the same decode rule as sampling.
+    Runs inside PolicyForward.forward. `batch` holds the P distinct prompts (left-padded); row b of the suffixes
+    continues prompt `row_prompt[b]`. The logits are those predicting the token after the suffix (after the prompt
+    for an empty suffix). Positions follow the same decode rule as sampling.
     """
-    thinker = _thinker(model)
+    thinker = thinker_of(model)
     thinker.model.rope_deltas = None
     out = thinker.model(**batch, use_audio_in_video=use_audio_in_video, use_cache=True)
     deltas_P1 = thinker.model.rope_deltas
     if deltas_P1 is None:
         raise RuntimeError("the prefill did not set rope_deltas; use share_prefix=False for this thinker class")
-    index = torch.as_tensor(row_prompt, dtype=torch.long, device=suffix_BS.device)
+    device = suffix_BS.device
+    index = torch.as_tensor(row_prompt, dtype=torch.long, device=device)
     cache = out.past_key_values
     cache.batch_select_indices(index)  # copies prompt rows; a prompt may feed several rows
     prompt_last_BH = out.last_hidden_state[:, -1][index]
     mask_PL = batch["attention_mask"]
     mask_BL = torch.cat([mask_PL[index], suffix_mask_BS.to(mask_PL.dtype)], dim=1)
-    text_BS = mask_PL.sum(dim=1)[index][:, None] + torch.arange(suffix_BS.shape[1], device=suffix_BS.device)
-    rope_BS = text_BS + deltas_P1.to(suffix_BS.device)[index]
+    text_BS = mask_PL.sum(dim=1)[index][:, None] + torch.arange(suffix_BS.shape[1], device=device)
+    rope_BS = text_BS + deltas_P1.to(device)[index]
     position_ids = torch.stack([text_BS, rope_BS, rope_BS, rope_BS])  # (4, B, S)
-    hidden = thinker.model(input_ids=suffix_BS, attention_mask=mask_BL, position_ids=position_ids,
-                           past_key_values=cache, use_cache=True, use_audio_in_video=use_audio_in_video)
-    return prompt_last_BH, hidden.last_hidden_state
+    hidden_BSH = thinker.model(input_ids=suffix_BS, attention_mask=mask_BL, position_ids=position_ids,
+                               past_key_values=cache, use_cache=True,
+                               use_audio_in_video=use_audio_in_video).last_hidden_state
+    n_B = suffix_mask_BS.sum(dim=1)
+    # An empty suffix: the prompt's last position predicts the next token; else the suffix's last token does.
+    picked_BH = hidden_BSH[torch.arange(len(row_prompt), device=device), (n_B - 1).clamp(min=0)]
+    picked_BH = torch.where((n_B > 0)[:, None], picked_BH, prompt_last_BH)
+    return thinker.lm_head(picked_BH).float()
 
 
 @torch.no_grad()
-def option_logits_shared(policy, prompts, prefixes: list[list[int]]) -> torch.Tensor:
+def option_logits_shared(policy, prompts, prefixes: list[list[int]], model=None) -> torch.Tensor:
     """Logits (B, V) after each prompt + prefix, for `OmniPolicy.option_probs(share_prefix=True)`."""
     order = list({id(p): p for p in prompts}.values())
     slot = {id(p): k for k, p in enumerate(order)}
     batch, flag = policy.encode(order)
-    device = policy.device
-    width = max(1, max(len(s) for s in prefixes))
-    suffix_BS = torch.full((len(prompts), width), policy.tokenizer.pad_token_id, dtype=torch.long)
-    mask_BS = torch.zeros((len(prompts), width), dtype=torch.long)
-    for row, ids in enumerate(prefixes):
-        suffix_BS[row, : len(ids)] = torch.as_tensor(ids, dtype=torch.long)
-        mask_BS[row, : len(ids)] = 1
-    last_BH, hidden_BSH = suffix_hidden_shared_prefix(policy.model, dict(batch), flag, [slot[id(p)] for p in prompts],
-                                                      suffix_BS.to(device), mask_BS.to(device))
-    n_B = mask_BS.sum(dim=1).to(device)
-    # An empty prefix: the prompt's last position predicts the letter; else the prefix's last token does.
-    picked = hidden_BSH[torch.arange(len(prompts), device=device), (n_B - 1).clamp(min=0)]
-    picked = torch.where((n_B > 0)[:, None], picked, last_BH)
-    return _thinker(policy.model).lm_head(picked).float()
+    suffix_BS, mask_BS = policy.right_padded(prefixes)
+    return policy.forward_module_for(model)(suffix_logits_shared, dict(batch), flag, [slot[id(p)] for p in prompts],
+                                            suffix_BS, mask_BS)

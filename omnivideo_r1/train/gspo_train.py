@@ -16,8 +16,10 @@ What is implemented, exactly:
 - Off-policy updates: the rollout batch is split into `minibatches_per_rollout` optimizer steps; old log-probs are
   taken before the first, so from the second update on s_i != 1 and the clip acts (with a single update per
   rollout, as in the released scripts, GSPO's clip is a no-op).
-- Scale-out: accelerate (DDP / FSDP / DeepSpeed configs in recipes/accelerate). Prompts are assigned to processes by
-  slot, sampling is seeded per (seed, step, prompt), so 1 and N processes with the same global batch agree.
+- Scale-out: accelerate (DDP / FSDP2 / DeepSpeed ZeRO-3 configs in recipes/accelerate). The engine wraps one
+  module and every model call (rollouts, old/reference log-probs, MA probes, the update) goes through it
+  (train/distributed.py). Prompts are assigned to processes by slot, sampling is seeded per (seed, step, prompt),
+  so 1 and N processes with the same global batch agree.
 - Checkpoints: atomic, every `run.save_every` steps; `resume=True` continues exactly from the latest one.
 """
 
@@ -26,7 +28,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 
 import torch
 from accelerate import Accelerator
@@ -42,6 +44,7 @@ from ..rewards.combine import combine_rewards
 from ..schema import read_samples
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .config import STAGE_DEFAULT_REWARDS, TrainConfig
+from .distributed import build_accelerator, full_state_dict, prepare_policy
 from .metrics_log import MetricsLogger
 from .policy_setup import (build_optimizer_and_schedule, judge_for_rewards, load_policy, reference_logprobs,
                            save_policy)
@@ -52,8 +55,7 @@ from .rollout_log import RolloutLog
 
 
 def train(cfg: TrainConfig, resume: bool = False, accelerator: Accelerator | None = None) -> dict:
-    # Without a GPU, cpu=True makes accelerate use gloo for multi-process runs started by `accelerate launch`.
-    accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
+    accelerator = accelerator or build_accelerator()
     rank, world = accelerator.process_index, accelerator.num_processes
     set_seed(cfg.run.seed)
     os.makedirs(cfg.run.out_dir, exist_ok=True)
@@ -73,7 +75,10 @@ def train(cfg: TrainConfig, resume: bool = False, accelerator: Accelerator | Non
     policy = load_policy(cfg, accelerator)
     judge = judge_for_rewards(cfg.judge, weights)
     optimizer, scheduler = build_optimizer_and_schedule(policy.model, cfg.optim, cfg.run.steps)
-    train_model, optimizer = accelerator.prepare(policy.model, optimizer)
+    # From here on every policy call (sampling, scoring, probes) goes through train_model, the engine's module.
+    train_model, optimizer = prepare_policy(accelerator, policy, optimizer,
+                                            backwards_per_update=len(slots_by_minibatch[0]),
+                                            sequences_per_backward=G)
     # The schedule is stepped once per optimizer step by us: a prepared scheduler would advance once per process.
     accelerator.register_for_checkpointing(scheduler)
     clip_cache = ClipCache(cfg.data.clip_cache_bytes)
@@ -143,18 +148,20 @@ def train(cfg: TrainConfig, resume: bool = False, accelerator: Accelerator | Non
             for slot in block:
                 group = group_of[slot]
                 prompts, completion_ids = [group.prompt] * G, [c.token_ids for c in group.completions]
-                with accelerator.no_sync(train_model) if slot != block[-1] else nullcontext():
+                # Gradients synchronise (and DeepSpeed steps) only after the block's last backward on this process.
+                with accelerator.accumulate(train_model):
                     logp_BT, mask_BT, ent_BT = policy.logprobs(prompts, completion_ids,
                                                                temperature=cfg.rollout.temperature, with_entropy=True,
                                                                model=train_model)
                     ref_BT = (reference_logprobs(policy, cfg, prompts, group.completions) if cfg.gspo.beta > 0
                               else None)
-                    # DDP averages gradients over processes; scaling by W turns that average into the global sum.
                     loss, m = gspo_loss(logp_BT, old_logp[slot], adv_of[slot], mask_BT,
                                         clip_low=cfg.gspo.clip_low, clip_high=cfg.gspo.clip_high,
                                         level=cfg.gspo.level, ref_logp_BT=ref_BT, beta=cfg.gspo.beta,
                                         num_sequences=int(n_global))
-                    accelerator.backward(loss * world)
+                    # The loss is this slot's share of the global minibatch sum. The engines average gradients over
+                    # the W processes and accelerate divides each backward by the accumulation count: undo both.
+                    accelerator.backward(loss * world * accelerator.gradient_accumulation_steps)
                 m["entropy"] = float(token_mean(ent_BT.detach(), mask_BT))
                 # How far this update has moved from the sampling policy: the k3 form of the reference-KL term,
                 # with pi_old in place of pi_ref.
@@ -194,9 +201,9 @@ def train(cfg: TrainConfig, resume: bool = False, accelerator: Accelerator | Non
     logger.close()
     accelerator.wait_for_everyone()
     final_dir = os.path.join(cfg.run.out_dir, "final")
+    final_weights = full_state_dict(accelerator, train_model)  # every process: sharded weights are gathered
     if accelerator.is_main_process:
-        policy.model = accelerator.unwrap_model(train_model)
-        save_policy(policy, final_dir)
+        save_policy(policy, final_dir, state_dict=final_weights)
     accelerator.wait_for_everyone()
     return {"final_dir": final_dir, "steps": cfg.run.steps, "media_skips": skips.counts}
 

@@ -70,17 +70,36 @@ def weight_placement(accelerator) -> str:
     return "device"
 
 
-def save_policy(policy, out_dir: str) -> None:
+def save_policy(policy, out_dir: str, state_dict: dict[str, torch.Tensor] | None = None) -> None:
     """Save a loadable checkpoint; LoRA adapters are merged so the result loads like the base model, and also kept
-    unmerged in `out_dir/adapter` (peft's standard layout: adapter_config.json + adapter_model.safetensors)."""
+    unmerged in `out_dir/adapter` (peft's standard layout: adapter_config.json + adapter_model.safetensors).
+
+    state_dict: full weights under `policy.model`'s names (train/distributed.py: full_state_dict), required when the
+    live parameters are sharded (FSDP2, ZeRO-3); they are saved instead of the module's own tensors.
+    """
     model = policy.model
     if hasattr(model, "merge_and_unload"):
-        model.save_pretrained(os.path.join(out_dir, "adapter"))
-        policy.model = copy.deepcopy(model).merge_and_unload()
+        model.save_pretrained(os.path.join(out_dir, "adapter"), state_dict=state_dict)
+        policy.model = _merged_lora_copy(model, state_dict)
+        state_dict = None
     try:
-        policy.save_pretrained(out_dir)
+        policy.save_pretrained(out_dir, state_dict=state_dict)
     finally:
         policy.model = model
+
+
+def _merged_lora_copy(peft_model, state_dict: dict[str, torch.Tensor] | None):
+    """A plain thinker with the adapters merged in, from the live model or from a full PEFT state dict."""
+    if state_dict is None:
+        return copy.deepcopy(peft_model).merge_and_unload()
+    from peft import get_peft_model
+
+    base = peft_model.get_base_model()
+    # The skeleton is built on the meta device and takes the gathered tensors as its parameters (no second copy).
+    with torch.device("meta"):
+        clone = get_peft_model(type(base)(base.config), peft_model.peft_config[peft_model.active_adapter])
+    clone.load_state_dict(state_dict, assign=True)
+    return clone.merge_and_unload()
 
 
 def freeze_encoders(model, mcfg: ModelConfig) -> list[str]:

@@ -187,8 +187,8 @@ def probe_modality_variants(sampler, groups: list[PromptGroup], mode: str, cfg: 
         letters = [parse_choice(extract_answer_block(c.text) or "", group.sample.options) for c in completions]
         prefixes = [answer_prefix_ids(tokenizer, c.text) for c in completions]
         rows = [i for i in range(len(completions)) if letters[i] and len(letters[i]) == 1 and prefixes[i]]
-        if not rows:
-            continue
+        # Called even when no completion has a letter: the sampler's forwards must not depend on what the
+        # completions say (under a sharded engine every process runs the same forwards).
         probs = sampler.option_probs({"av": group.prompt, **variant_prompts}, [prefixes[i] for i in rows])
         for m, probs_RK in probs.items():
             for r, i in enumerate(rows):

@@ -43,17 +43,21 @@ class HFSampler:
 
     @torch.no_grad()
     def option_probs(self, prompts: dict[str, PolicyPrompt], prefixes: list[list[int]]) -> dict[str, torch.Tensor]:
-        # Variants that share the use_audio_in_video flag go in one pass; each distinct prompt is encoded and
-        # prefilled once. Batching stays within the group so results never depend on the process count.
-        by_flag: dict[bool, list[str]] = {}
-        for m, p in prompts.items():
-            by_flag.setdefault(p.use_audio_in_video, []).append(m)
+        # Two passes whatever the prompts are (under a sharded engine every process must run the same forwards):
+        # the first variant (full AV, audio possibly inside the video) alone, the single-sense variants together
+        # (they share use_audio_in_video=False). Each distinct prompt is encoded and prefilled once; batching stays
+        # within the group so results never depend on the process count.
+        # No prefix to probe: one empty prefix is run anyway and its result dropped, for the same reason.
+        rows = prefixes or [[]]
+        first, *rest = prompts
         out = {}
-        for ms in by_flag.values():
-            probs_BK = self.policy.option_probs([prompts[m] for m in ms for _ in prefixes], prefixes * len(ms),
+        for ms in ([first], rest):
+            if not ms:
+                continue
+            probs_BK = self.policy.option_probs([prompts[m] for m in ms for _ in rows], rows * len(ms),
                                                 share_prefix=True)
             for k, m in enumerate(ms):
-                out[m] = probs_BK[k * len(prefixes): (k + 1) * len(prefixes)]
+                out[m] = probs_BK[k * len(rows): k * len(rows) + len(prefixes)]
         return out
 
     def sync(self, train_model, version: int) -> None:
@@ -170,12 +174,15 @@ class VLLMSampler:
     def sync(self, train_model, version: int) -> None:
         """Save the LoRA adapter (safetensors) and reload it in place on the server; all processes call this."""
         acc = self.accelerator
-        state = adapter_state_dict(acc.unwrap_model(train_model))  # a collective under FSDP: every process calls it
+        # train_model wraps PolicyForward(policy.model): the PEFT model is the policy's own (its parameters are the
+        # prepared ones, sharded under FSDP2).
+        peft_model = self.policy.model
+        state = adapter_state_dict(peft_model)  # a collective under FSDP: every process calls it
         if acc.is_main_process:
             path = os.path.join(self.adapter_root, f"v{version:06d}")
             tmp = path + ".tmp"
             shutil.rmtree(tmp, ignore_errors=True)
-            acc.unwrap_model(train_model).save_pretrained(tmp, state_dict=state, safe_serialization=True)
+            peft_model.save_pretrained(tmp, state_dict=state, safe_serialization=True)
             shutil.rmtree(path, ignore_errors=True)  # a resumed run may re-save a version it saved before
             os.replace(tmp, path)
             self.client.load_adapter(self.vcfg.adapter_name, path, inplace=True)
