@@ -42,7 +42,9 @@ def entropy_from_logits(logits_BTV: torch.Tensor, temperature: float = 1.0) -> t
     z = logits_BTV.float()
     if temperature != 1.0:
         z = z / temperature
-    return torch.logsumexp(z, dim=-1) - (torch.softmax(z, dim=-1) * z).sum(-1)
+    p = torch.softmax(z, dim=-1)
+    # sum_v p_v z_v as a batched dot product: no second (..., V) temporary
+    return torch.logsumexp(z, dim=-1) - (p.unsqueeze(-2) @ z.unsqueeze(-1)).squeeze(-1).squeeze(-1)
 
 
 def tokens_per_chunk(vocab_size: int, max_logit_elements: int) -> int:

@@ -20,8 +20,9 @@ import torch
 
 from ..algo.logprobs import chunked_token_logprobs, tokens_per_chunk
 
-MAX_LOGIT_ELEMENTS = 1 << 25
-"""Logits held at once when scoring completions: chunk size = this // vocabulary size positions (128 MiB float32)."""
+MAX_LOGIT_ELEMENTS = 1 << 24
+"""Logits held at once when scoring completions (64 MiB in float32): chunks of this // vocabulary size positions,
+110 for Qwen-Omni's 152k vocabulary."""
 
 
 class PolicyForward(torch.nn.Module):
