@@ -9,8 +9,7 @@ FSDP on CPU: accelerate 1.15 picks FSDP only on an accelerator; with `cpu=True` 
 silently wrap the model in DDP although the launch config asked for FSDP. When the launch asked for FSDP and no GPU
 is present, `build_accelerator` sets the distributed type to FSDP with the plugin read from the launch config, so
 `prepare`, `save_state` / `load_state` and `get_state_dict` run accelerate's own FSDP2 code on the gloo group: the
-same `fully_shard` calls as on GPUs. (`fsdp_cpu_ram_efficient_loading` cannot be used there: accelerate's plugin
-needs an accelerator device for it.)
+same `fully_shard` calls as on GPUs.
 """
 
 from __future__ import annotations
@@ -33,9 +32,8 @@ def build_accelerator() -> Accelerator:
         from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
 
         plugin = FullyShardedDataParallelPlugin()  # reads the FSDP_* settings `accelerate launch` exported
-        if plugin.cpu_ram_efficient_loading or plugin.fsdp_version != 2:
-            raise ValueError("FSDP on CPU supports fsdp_version: 2 without fsdp_cpu_ram_efficient_loading; use "
-                             "recipes/accelerate/fsdp_cpu_2proc.yaml")
+        if plugin.fsdp_version != 2:
+            raise ValueError("FSDP on CPU needs fsdp_version: 2 (recipes/accelerate/fsdp_cpu_2proc.yaml)")
         # What AcceleratorState.__init__ does on an accelerator: both shared states say FSDP (a later
         # AcceleratorState() copies the partial state's type over its own).
         accelerator.state.fsdp_plugin = plugin
