@@ -3,15 +3,20 @@
 Both sides: the same tiny Qwen3 causal LM (built in code, seed 0, vocabulary of our in-code tokenizer), P prompts x
 G completions, identical prompt text, completions forced to exactly T tokens (min_new_tokens = max_new_tokens = T),
 sampling at temperature 1, AdamW, beta = 0, one update per generation (TRL's old log-probs are then the current
-ones detached; ours too), loss "grpo" aggregation (per-sequence token mean, as our gspo_loss).
+ones detached; ours too), loss "grpo" aggregation (per-sequence token mean, as our gspo_loss), gradient
+checkpointing of the decoder layers (TRL's GRPOConfig default; the paper recipe's model.gradient_checkpointing).
 - TRL: `GRPOTrainer.train()` for 2 steps; a callback times each step and `model.generate` is wrapped to time the
   generation inside it; update = step - generation (TRL's reward/advantage bookkeeping is in the update part).
-- ours: HF `generate` with the same settings, then teacher-forced log-probs, `gspo_loss`, backward, AdamW step.
+- ours: HF `generate` with the same settings, then teacher-forced log-probs and entropies computed as the trainer
+  does (`chunked_token_logprobs` from the hidden states, policy/forward.py's chunk size), `gspo_loss`, backward,
+  AdamW step.
 Step 2 (warm) is timed. Memory: each side runs in its own fresh process; a thread samples the process RSS every
 millisecond; reported is the peak RSS during the two steps minus the RSS just before the first step (after model,
 tokenizer, data and trainer/optimizer construction). Processes alternate (trl, ours, ours, trl); medians.
 
     python benchmarks/bench_vs_trl.py [--quick]
+
+The child processes (`--child trl|ours`) also serve benchmarks/bench_memory.py (other lengths, vocabularies, G).
 """
 
 from __future__ import annotations
@@ -51,7 +56,8 @@ class _PeakRSS:
         return self.peak - self.base
 
 
-def _model_and_tokenizer():
+def _model_and_tokenizer(vocab_size: int = 0, max_positions: int = 4096):
+    """The in-code Qwen3 text LM; vocab_size 0: the tokenizer's size rounded up to 64 (larger: unused rows)."""
     import torch
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
@@ -59,9 +65,9 @@ def _model_and_tokenizer():
 
     tok = build_tokenizer("qwen3_omni")
     tok.padding_side = "left"
-    cfg = Qwen3Config(vocab_size=-(-len(tok) // 64) * 64, hidden_size=256, intermediate_size=768,
+    cfg = Qwen3Config(vocab_size=max(vocab_size, -(-len(tok) // 64) * 64), hidden_size=256, intermediate_size=768,
                       num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2, head_dim=64,
-                      max_position_embeddings=4096, pad_token_id=tok.pad_token_id,
+                      max_position_embeddings=max_positions, pad_token_id=tok.pad_token_id,
                       eos_token_id=tok.convert_tokens_to_ids("<|im_end|>"), tie_word_embeddings=False)
     torch.manual_seed(0)
     return Qwen3ForCausalLM(cfg).float(), tok
@@ -71,12 +77,12 @@ def _prompt(tok, n_words: int) -> str:
     return "Question: " + " ".join(["which colour was on screen when the beep sounded"] * (n_words // 9))
 
 
-def _child_trl(T: int, words: int) -> dict:
+def _child_trl(T: int, words: int, P: int = P, G: int = G, vocab: int = 0, steps: int = 2) -> dict:
     from datasets import Dataset
     from transformers import TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
-    model, tok = _model_and_tokenizer()
+    model, tok = _model_and_tokenizer(vocab, max_positions=max(4096, 2 * T + words * 2))
     data = Dataset.from_dict({"prompt": [_prompt(tok, words)] * (P * 4)})
     gen_time, step_time = [], []
 
@@ -84,11 +90,11 @@ def _child_trl(T: int, words: int) -> dict:
         return [float(len(c) % 7) for c in completions]  # fixed, cheap, varied within a group
 
     args = GRPOConfig(output_dir=tempfile.mkdtemp(prefix="trl_"), per_device_train_batch_size=P * G,
-                      num_generations=G, max_completion_length=T, max_steps=2, learning_rate=1e-4,
+                      num_generations=G, max_completion_length=T, max_steps=steps, learning_rate=1e-4,
                       importance_sampling_level="sequence", loss_type="grpo", beta=0.0, use_cpu=True,
                       generation_kwargs={"min_new_tokens": T}, report_to=[], logging_steps=1, save_strategy="no",
                       disable_dropout=True, temperature=1.0, top_k=0, top_p=1.0, seed=0, dataloader_num_workers=0,
-                      disable_tqdm=True, epsilon=3e-4, epsilon_high=4e-4, bf16=False)
+                      disable_tqdm=True, epsilon=3e-4, epsilon_high=4e-4, bf16=False, gradient_checkpointing=True)
 
     class Timer(TrainerCallback):
         def on_step_begin(self, *a, **k):
@@ -115,21 +121,23 @@ def _child_trl(T: int, words: int) -> dict:
     return {"step": step_time[-1], "gen": gen_time[-1], "peak_rss": peak}
 
 
-def _child_ours(T: int, words: int) -> dict:
+def _child_ours(T: int, words: int, P: int = P, G: int = G, vocab: int = 0, steps: int = 2) -> dict:
     import torch
     from transformers import GenerationConfig
 
     from omnivideo_r1.algo.gspo import gspo_loss
-    from omnivideo_r1.algo.logprobs import entropy_from_logits, token_logprobs
+    from omnivideo_r1.algo.logprobs import chunked_token_logprobs, tokens_per_chunk
+    from omnivideo_r1.policy.forward import MAX_LOGIT_ELEMENTS
 
-    model, tok = _model_and_tokenizer()
+    model, tok = _model_and_tokenizer(vocab, max_positions=max(4096, 2 * T + words * 2))
+    model.gradient_checkpointing_enable()  # as TRL's GRPOConfig default and the trainer's model.gradient_checkpointing
     enc = tok([_prompt(tok, words)] * P, return_tensors="pt", padding=True)
     optim = torch.optim.AdamW(model.parameters(), lr=1e-4)
     gen_cfg = GenerationConfig(do_sample=True, temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=T,
                                min_new_tokens=T, pad_token_id=tok.pad_token_id, eos_token_id=model.config.eos_token_id)
     times = []
     mem = _PeakRSS()
-    for step in range(2):
+    for step in range(steps):
         t0 = time.perf_counter()
         model.eval()
         with torch.no_grad():
@@ -142,11 +150,11 @@ def _child_ours(T: int, words: int) -> dict:
         reward = torch.tensor([float(i % 7) for i in range(P * G)]).view(P, G)
         adv = ((reward - reward.mean(1, keepdim=True)) / (reward.std(1, keepdim=True) + 1e-4)).view(-1)
         model.train()
-        # As OmniPolicy.logprobs: only the completion positions go through the LM head; entropy too (TRL logs it).
+        # As OmniPolicy.logprobs (policy/forward.py: completion_logprobs): the hidden states at the completion
+        # positions go through the LM head in chunks, log-probs and entropies (TRL logs it too) per chunk.
         hidden = model.model(input_ids=seq, attention_mask=attn).last_hidden_state[:, Lp - 1: -1]
-        logits = model.lm_head(hidden)
-        logp = token_logprobs(logits, comp, 1.0)
-        entropy_from_logits(logits.detach())
+        chunk = tokens_per_chunk(model.config.vocab_size, MAX_LOGIT_ELEMENTS)
+        logp, _ = chunked_token_logprobs(hidden, comp, model.lm_head, mask, 1.0, chunk, with_entropy=True)
         loss, _ = gspo_loss(logp, logp.detach(), adv, mask, level="sequence")
         loss.backward()
         optim.step()
@@ -196,6 +204,10 @@ if __name__ == "__main__":
     parser.add_argument("--child", choices=("trl", "ours"))
     parser.add_argument("--T", type=int, default=64)
     parser.add_argument("--words", type=int, default=90)
+    parser.add_argument("--P", type=int, default=P, help="prompts per step")
+    parser.add_argument("--G", type=int, default=G, help="completions per prompt")
+    parser.add_argument("--vocab", type=int, default=0, help="LM vocabulary rows (0: the tokenizer's size)")
+    parser.add_argument("--steps", type=int, default=2)
     args = parser.parse_args()
     sys.path.insert(0, os.path.dirname(HERE))
     if args.child:
@@ -203,7 +215,7 @@ if __name__ == "__main__":
 
         torch.set_num_threads(args.threads)
         fn = _child_trl if args.child == "trl" else _child_ours
-        print(json.dumps(fn(args.T, args.words)))
+        print(json.dumps(fn(args.T, args.words, args.P, args.G, args.vocab, args.steps)))
     else:
         from common import load_line, quiet, table
 

@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import load_line, quiet, table  # noqa: E402
 
-BENCHES = ("rollout", "variants", "media", "trl", "scaling", "decode", "loading", "backends")
+BENCHES = ("rollout", "variants", "media", "trl", "memory", "scaling", "decode", "loading", "backends")
 
 
 def main() -> int:
@@ -36,13 +36,14 @@ def main() -> int:
     import bench_decode
     import bench_loading
     import bench_media_cache
+    import bench_memory
     import bench_modality_variants
     import bench_rollout
     import bench_scaling
     import bench_vs_trl
 
     mods = {"rollout": bench_rollout, "variants": bench_modality_variants, "media": bench_media_cache,
-            "trl": bench_vs_trl, "scaling": bench_scaling, "decode": bench_decode,
+            "trl": bench_vs_trl, "memory": bench_memory, "scaling": bench_scaling, "decode": bench_decode,
             "loading": bench_loading, "backends": bench_backends}
     chosen = [b.strip() for b in args.only.split(",") if b.strip()]
     unknown = set(chosen) - set(BENCHES)
