@@ -243,11 +243,14 @@ class TinyVLLMServer(ThreadingHTTPServer):
         from omnivideo_r1.policy.shared_prefix import generate_shared_prefix
 
         # One prefill, n continuations (vLLM fans n out as child requests over the same cached prompt).
+        raw = []  # each step's raw logits, for the top-k log-probs of the reply
         with self.model_lock, torch.no_grad(), torch.random.fork_rng(devices=[], enabled=seed is not None):
             if seed is not None:
                 torch.manual_seed(int(seed))
-            return generate_shared_prefix(model, batch, False, n, config, self._stop_ids(),
-                                          self.policy.tokenizer.pad_token_id)
+            new_BT, _ = generate_shared_prefix(model, batch, False, n, config, self._stop_ids(),
+                                               self.policy.tokenizer.pad_token_id,
+                                               on_step=lambda logits_BV, _next_B: raw.append(logits_BV))
+        return new_BT, raw
 
     def _entry(self, token: int, logp_V: torch.Tensor, top_k: int, body: dict) -> dict:
         def name(t: int) -> str:

@@ -25,21 +25,24 @@ from __future__ import annotations
 import torch
 
 from ..algo.logprobs import selective_logprobs
-from .forward import all_ranks_done, is_lockstep, next_token_logits, thinker_of
+from .forward import all_ranks_done, as_policy_forward, is_lockstep, next_token_logits, thinker_of
 
 
 @torch.no_grad()
 def generate_shared_prefix(forward, batch: dict, use_audio_in_video: bool, repeats: int, config,
-                           eos_token_ids: list[int], pad_token_id: int, temperature: float = 1.0):
+                           eos_token_ids: list[int], pad_token_id: int, temperature: float = 1.0, on_step=None):
     """Sample `repeats` continuations of each prompt row of `batch` -> (new_tokens_BT, sampler_logp_BT).
 
-    `forward` is the (prepared) PolicyForward; `config` the GenerationConfig. sampler_logp_BT: log-prob of each
-    sampled token under softmax(raw logits / temperature), before suppression and top-p (as `Completion.logp`).
+    `forward` is the (prepared) PolicyForward, or a thinker to wrap in one; `config` the GenerationConfig.
+    sampler_logp_BT: log-prob of each sampled token under softmax(raw logits / temperature), before suppression and
+    top-p (as `Completion.logp`). on_step(raw_logits_BV, next_B), if given, sees each step's raw float32 logits (a
+    caller that needs more than the sampled token's log-prob, e.g. top-k alternatives, takes it there).
     """
     from transformers import LogitsProcessorList
 
     ids_PL, mask_PL = batch["input_ids"], batch["attention_mask"]
     device = ids_PL.device
+    forward = as_policy_forward(forward)
     lockstep = is_lockstep(forward)
     thinker = thinker_of(forward)
     processors = thinker._get_logits_processor(
@@ -71,6 +74,8 @@ def generate_shared_prefix(forward, batch: dict, use_audio_in_video: bool, repea
         next_B = next_B * unfinished_B + pad_token_id * (1 - unfinished_B)
         new_tokens.append(next_B)
         logps.append(selective_logprobs(logits_BV, next_B, temperature))
+        if on_step is not None:
+            on_step(logits_BV, next_B)
         seq_BL = torch.cat([seq_BL, next_B[:, None]], dim=1)
         unfinished_B = unfinished_B * (~torch.isin(next_B, eos)).long()
         if step + 1 == config.max_new_tokens or all_ranks_done(not unfinished_B.any(), lockstep, device):
