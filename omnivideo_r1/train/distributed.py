@@ -67,10 +67,32 @@ def prepare_policy(accelerator: Accelerator, policy, optimizer, backwards_per_up
     plugin = getattr(accelerator.state, "deepspeed_plugin", None)
     if plugin is not None and plugin.is_auto("train_micro_batch_size_per_gpu"):
         plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = sequences_per_backward
+    _materialise_meta_parameters(policy.model, optimizer)
     prepared, optimizer = accelerator.prepare(PolicyForward(policy.model), optimizer)
     accelerator.unwrap_model(prepared).lockstep = is_sharded(accelerator)
     policy.forward_module = prepared
     return prepared, optimizer
+
+
+def _materialise_meta_parameters(model: torch.nn.Module, optimizer) -> None:
+    """Give parameters on the meta device (a process that received no weights under FSDP's
+    cpu_ram_efficient_loading) uninitialised CPU storage, in the model and in the optimizer.
+
+    accelerate maps the optimizer's parameters to their shards by data pointer, and every meta tensor has pointer 0:
+    without this, all of that process's optimizer slots would point at one parameter. The storage is never written
+    (no resident memory); accelerate moves the model to the meta device again before sharding it.
+    """
+    swapped: dict[torch.nn.Parameter, torch.nn.Parameter] = {}
+    for module in model.modules():
+        for name, param in list(module._parameters.items()):
+            if param is not None and param.is_meta:
+                if param not in swapped:  # a tied parameter is swapped once, for all its modules
+                    swapped[param] = torch.nn.Parameter(torch.empty_like(param, device="cpu"),
+                                                        requires_grad=param.requires_grad)
+                module._parameters[name] = swapped[param]
+    if swapped:
+        for group in optimizer.param_groups:
+            group["params"] = [swapped.get(p, p) for p in group["params"]]
 
 
 def full_state_dict(accelerator: Accelerator, prepared) -> dict[str, torch.Tensor]:
