@@ -25,6 +25,7 @@ COMMANDS = {
     "view": ("omnivideo_r1.view.cli", "write a static site of a run, the demo or an eval: curves, rollouts, flips"),
     "curate": ("omnivideo_r1.curation.cli", "judge-score, filter, categorise and balance training data"),
     "export": ("omnivideo_r1.train.export", "a trained policy as a checkpoint that transformers and vLLM load"),
+    "plan": ("omnivideo_r1.train.plan", "parameters and per-GPU memory of a recipe, from the model's config.json"),
 }
 
 

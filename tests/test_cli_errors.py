@@ -122,6 +122,12 @@ CASES = [
     ("export-bad-checkpoint", ["export", "{resume_out}/checkpoints/step_000001", "--out", "{root}/exported"],
      "trainer_state.json: not valid JSON"),
     ("export-no-run-config", ["export", "{no_config_run}", "--out", "{root}/exported"], "no config_<stage>.yaml"),
+    # plan
+    ("plan-no-config-json", ["plan", "--config", "qi_qwen3_omni_30b", "model.path={root}/data"],
+     "config.json is missing"),
+    ("plan-empty-path", ["plan", "--config", "qi_tiny"], "model.path is empty"),
+    ("plan-bad-value", ["plan", "--config", "qi_qwen3_omni_30b", "model.path={model}", "--gpus", "0"],
+     "--gpus must be"),
     # demo
     ("demo-bad-key", ["demo", "out_dir={root}/demo", "n_clip=3"], "unknown key(s) ['n_clip']"),
     ("demo-bad-type", ["demo", "out_dir={root}/demo", "n_clips=many"], "n_clips: expected an integer"),

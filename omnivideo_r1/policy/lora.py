@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Callable
 
+from ..config import ConfigError
+
 ENCODERS = {"vision": "visual", "audio": "audio_tower"}
 LANGUAGE_MODEL = "language_model"
 EXPERT_PARAMETERS = ("mlp.experts.gate_up_proj", "mlp.experts.down_proj")
@@ -36,7 +38,8 @@ def freeze_encoders(model, freeze_vision: bool, freeze_audio: bool) -> list[str]
             frozen.append(name)
     missing = wanted - {n.rsplit(".", 1)[-1] for n in frozen}
     if missing:
-        raise ValueError(f"model has no {sorted(missing)} module to freeze; set model.freeze_vision/freeze_audio=false")
+        raise ConfigError(f"model has no {sorted(missing)} module to freeze; set "
+                          "model.freeze_vision/freeze_audio=false")
     return frozen
 
 
@@ -48,8 +51,8 @@ def language_model_targets(model, leaf_names: list[str]) -> list[str]:
     if not targets:
         names = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules()
                         if f".{LANGUAGE_MODEL}." in f".{n}." and type(m).__name__ == "Linear"})
-        raise ValueError(f"model.lora_target_modules={list(leaf_names)} matches no module of the language model; "
-                         f"its linear layers are named {names}")
+        raise ConfigError(f"model.lora_target_modules={list(leaf_names)} matches no module of the language model; "
+                          f"its linear layers are named {names}")
     return targets
 
 
@@ -65,11 +68,8 @@ def lora_config(model, rank: int, alpha: int, dropout: float, target_modules: li
     kwargs = {}
     if experts:
         if not has_fused_experts(model):
-            raise ValueError("model.lora_experts=true but this model has no fused MoE experts "
-                             f"({', '.join(EXPERT_PARAMETERS)}); set model.lora_experts=false")
-        if dropout:
-            raise ValueError("model.lora_experts=true needs model.lora_dropout=0 (peft's parameter targeting cannot "
-                             "apply dropout inside the fused experts)")
+            raise ConfigError("model.lora_experts=true but this model has no fused MoE experts "
+                              f"({', '.join(EXPERT_PARAMETERS)}); set model.lora_experts=false")
         kwargs["target_parameters"] = list(EXPERT_PARAMETERS)
     return LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets, **kwargs)
 
@@ -101,7 +101,7 @@ def check_encoders_frozen(model, encoders: list[str]) -> None:
     """Raise if any trainable parameter lives in one of `encoders` (names like "audio_tower", "visual")."""
     for name, param in model.named_parameters():
         if param.requires_grad and component_of(name) in encoders:
-            raise ValueError(
+            raise ConfigError(
                 f"parameter {name} is trainable but its encoder ({component_of(name)}) must stay frozen: LoRA "
                 "targets must lie in the language model (model.lora_target_modules) and model.freeze_vision / "
                 "model.freeze_audio must be true for encoders that are not trained")
