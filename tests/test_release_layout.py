@@ -196,6 +196,19 @@ def test_export_merged_loads_as_the_original_model_class(lora_run, release_dirs,
     assert main(["export", str(run / "checkpoints" / "step_000001"), "--out", str(step), "--merge-lora"]) == 0
     torch.testing.assert_close(_thinker_logits(OmniPolicy.from_pretrained(str(step)).model), expected, atol=1e-5,
                                rtol=0)
+    # ... and from the same step saved as FSDP's SHARDED_STATE_DICT does (a distributed checkpoint {"model": ...}).
+    import torch.distributed.checkpoint as dcp
+    from safetensors.torch import load_file
+
+    sharded_run = tmp_path / "sharded_run"
+    shutil.copytree(run, sharded_run, ignore=shutil.ignore_patterns("final"))
+    step_dir = sharded_run / "checkpoints" / "step_000001"
+    dcp.save({"model": load_file(str(step_dir / "model.safetensors"))},
+             checkpoint_id=str(step_dir / "pytorch_model_fsdp_0"))
+    os.remove(step_dir / "model.safetensors")
+    assert main(["export", str(sharded_run), "--out", str(tmp_path / "from_sharded"), "--merge-lora"]) == 0
+    torch.testing.assert_close(_thinker_logits(OmniPolicy.from_pretrained(str(tmp_path / "from_sharded")).model),
+                               expected, atol=1e-5, rtol=0)
 
 
 def test_export_without_merge_writes_the_peft_adapter(lora_run, release_dirs, tmp_path, capsys):
