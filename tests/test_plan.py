@@ -68,10 +68,11 @@ def test_plan_on_qwen2_5_omni_7b_names_a_missing_wrap_class(capsys, tmp_path):
 
     with open(os.path.join(RECIPE_DIR, "accelerate", "fsdp.yaml")) as fh:
         config.write_text(fh.read().replace("Qwen3OmniMoeThinkerTextDecoderLayer", "Qwen2_5OmniDecoderLayer"))
-    wrapped = _plan(capsys, "--config", "qi_qwen3_omni_30b", f"model.path={QWEN25}", "--accelerate-config",
-                    str(config))
+    wrapped = _plan(capsys, "--config", "qi_qwen3_omni_30b", f"model.path={QWEN25}", "rollout.backend=vllm",
+                    "--accelerate-config", str(config))
     # Left in the root and tail units: the encoders (0.64B + 0.68B) and the LM head (0.54B), bf16.
     assert not wrapped["warnings"] and 3 < wrapped["memory_gib"]["unsharded_modules"] < 4 and wrapped["fits"]
+    assert wrapped["memory_gib"]["kv_cache"] == 0 < result["memory_gib"]["kv_cache"]  # the server samples
 
 
 # ---------------------------------------------------------------- the activation formula against a real layer

@@ -5,7 +5,8 @@ recipe's frozen encoders and LoRA exactly as training does (policy/lora.py), rea
 config (default: the shipped FSDP2 config), and estimates the per-GPU memory of a GSPO step by component
 (train/memory_model.py; formulas and sources in docs/memory-planning.md): persistent state, plus the larger of the
 policy update (activations + chunked logits for one forward of `micro_batch` sequences) and the rollout (KV cache
-of one prompt's G completions). It also searches the largest micro-batch that fits.
+of one prompt's G completions; none with rollout.backend=vllm, whose server has its own GPUs). It also searches the
+largest micro-batch that fits.
 """
 
 from __future__ import annotations
@@ -158,7 +159,8 @@ def plan(cfg, gpus: int, gpu_mem_gib: float, accelerate_config: str = DEFAULT_AC
                                                     full_finetune=not lora),
                 "logits": mm.logits_bytes(shape.vocab, chunk, micro_batch * completion, shape.hidden)}
 
-    kv = mm.kv_cache_bytes(shape, G, prompt + completion)
+    # With rollout.backend=vllm the rollouts run on the server's GPUs: the trainer's GPUs hold no KV cache.
+    kv = 0 if cfg.rollout.backend == "vllm" else mm.kv_cache_bytes(shape, G, prompt + completion)
 
     def total_bytes(micro_batch: int) -> float:
         return sum(persistent.values()) + max(sum(update_bytes(micro_batch).values()), kv)
