@@ -92,12 +92,13 @@ def prompt_tokens_estimate(cfg, thinker_config, family: str) -> int:
     return video + audio + PROMPT_TEXT_TOKENS
 
 
-def _param_bytes(module) -> int:
-    return sum(p.numel() * p.element_size() for p in module.parameters())
+def _param_bytes(module, element_size: int) -> int:
+    return sum(p.numel() for p in module.parameters()) * element_size
 
 
-def sharding_units(model, engine: dict) -> tuple[int, int, list[str]]:
-    """(largest wrap unit, parameters outside any wrap unit, warnings), in bytes of the compute dtype.
+def sharding_units(model, engine: dict, element_size: int) -> tuple[int, int, list[str]]:
+    """(largest wrap unit, parameters outside any wrap unit, warnings), in bytes of the compute dtype (the
+    engine gathers parameters in it, fp32 LoRA weights included, under the mixed-precision policy).
 
     FSDP2 as accelerate applies it: each module of a wrap class is a unit; the input embedding is its own unit; the
     final norm and LM head form a unit kept gathered from the forward through the backward; everything else
@@ -107,15 +108,16 @@ def sharding_units(model, engine: dict) -> tuple[int, int, list[str]]:
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     layers = list(base.get_decoder().layers)
     if engine["engine"] != "fsdp":
-        return max(_param_bytes(m) for m in layers), 0, []
+        return max(_param_bytes(m, element_size) for m in layers), 0, []
     wrapped = [m for m in base.modules() if type(m).__name__ in engine["wrap"]]
     warnings = []
     if not wrapped:
         warnings.append(f"no module of the wrap class(es) {engine['wrap']} in this model: FSDP would keep all its "
                         f"layers in one unit; set fsdp_transformer_layer_cls_to_wrap: {type(layers[0]).__name__}")
-    embed = _param_bytes(base.get_input_embeddings())
-    largest = max((_param_bytes(m) for m in wrapped), default=0)
-    return largest, _param_bytes(base) - sum(_param_bytes(m) for m in wrapped) - embed, warnings
+    embed = _param_bytes(base.get_input_embeddings(), element_size)
+    largest = max((_param_bytes(m, element_size) for m in wrapped), default=0)
+    rest = _param_bytes(base, element_size) - sum(_param_bytes(m, element_size) for m in wrapped) - embed
+    return largest, rest, warnings
 
 
 def plan(cfg, gpus: int, gpu_mem_gib: float, accelerate_config: str = DEFAULT_ACCELERATE_CONFIG,
@@ -135,7 +137,7 @@ def plan(cfg, gpus: int, gpu_mem_gib: float, accelerate_config: str = DEFAULT_AC
     total = sum(p.numel() for p in model.parameters())
     engine = engine_settings(accelerate_config)
     shard = gpus if engine["engine"] in ("fsdp", "zero3") else 1
-    largest_unit, unsharded, warnings = sharding_units(model, engine)
+    largest_unit, unsharded, warnings = sharding_units(model, engine, DTYPES[cfg.model.dtype].itemsize)
     frozen_bytes = sum(p.numel() * p.element_size() for p in model.parameters() if not p.requires_grad)
     G = cfg.rollout.rollouts_per_prompt
     prompt = prompt_tokens or prompt_tokens_estimate(cfg, thinker_config, family)
