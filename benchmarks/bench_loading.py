@@ -25,21 +25,6 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-FSDP_EFFICIENT = """compute_environment: LOCAL_MACHINE
-distributed_type: FSDP
-num_machines: 1
-num_processes: 2
-mixed_precision: "no"
-fsdp_config:
-  fsdp_version: 2
-  fsdp_auto_wrap_policy: TRANSFORMER_BASED_WRAP
-  fsdp_transformer_layer_cls_to_wrap: Qwen3OmniMoeThinkerTextDecoderLayer
-  fsdp_state_dict_type: SHARDED_STATE_DICT
-  fsdp_cpu_ram_efficient_loading: true
-  fsdp_reshard_after_forward: true
-"""
-
-
 def write_checkpoint(out_dir: str, quick: bool) -> tuple[str, int]:
     """The widened thinker in the released layout; returns (dir, thinker parameters)."""
     import torch
@@ -65,20 +50,14 @@ def worker(variant: str, checkpoint: str, out: str) -> None:
     """One process of a variant: load, prepare, report RSS growth."""
     import psutil
     import torch
-    from accelerate import Accelerator
 
     from omnivideo_r1.config import load_config
     from omnivideo_r1.train.config import TrainConfig
+    from omnivideo_r1.train.distributed import build_accelerator, prepare_policy
     from omnivideo_r1.train.policy_setup import load_policy
 
     torch.set_num_threads(1)
-    accelerator = Accelerator(cpu=True)
-    if variant == "fsdp_efficient":
-        from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
-
-        # accelerate selects FSDP only on an accelerator; on CPU the launch config's plugin is installed here.
-        accelerator.state.distributed_type = DistributedType.FSDP
-        accelerator.state.fsdp_plugin = FullyShardedDataParallelPlugin()
+    accelerator = build_accelerator()
     proc = psutil.Process()
     base = proc.memory_info().rss
     cfg = load_config(TrainConfig, None, [f"model.path={checkpoint}", "model.dtype=bfloat16", "model.lora_rank=8",
@@ -87,7 +66,7 @@ def worker(variant: str, checkpoint: str, out: str) -> None:
     after_load = proc.memory_info().rss
     private = proc.memory_full_info().uss  # pages of this process alone (file pages shared with others excluded)
     optimizer = torch.optim.AdamW([p for p in policy.model.parameters() if p.requires_grad], lr=1e-4)
-    accelerator.prepare(policy.model, optimizer)
+    prepare_policy(accelerator, policy, optimizer, backwards_per_update=1, sequences_per_backward=1)
     import resource
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -104,11 +83,8 @@ def _launch(variant: str, checkpoint: str, out: str) -> list[dict]:
         env.update(WORLD_SIZE="1", RANK="0", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT="29672")
         cmd = [sys.executable, *script]
     else:
-        config = os.path.join(REPO, "omnivideo_r1", "recipes", "accelerate", "ddp_cpu_2proc.yaml")
-        if variant == "fsdp_efficient":
-            config = os.path.join(out, "fsdp_efficient.yaml")
-            with open(config, "w", encoding="utf-8") as fh:
-                fh.write(FSDP_EFFICIENT)
+        name = "fsdp_cpu_2proc.yaml" if variant == "fsdp_efficient" else "ddp_cpu_2proc.yaml"
+        config = os.path.join(REPO, "omnivideo_r1", "recipes", "accelerate", name)
         cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", config, "--main_process_port",
                "29671", *script]
     done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)

@@ -88,21 +88,6 @@ def test_checkpoint_missing_a_thinker_tensor_is_an_error(release_dirs, tmp_path)
         OmniPolicy.from_pretrained(str(broken))
 
 
-FSDP_CPU_RAM_EFFICIENT = """compute_environment: LOCAL_MACHINE
-distributed_type: FSDP
-num_machines: 1
-num_processes: 2
-mixed_precision: "no"
-fsdp_config:
-  fsdp_version: 2
-  fsdp_auto_wrap_policy: TRANSFORMER_BASED_WRAP
-  fsdp_transformer_layer_cls_to_wrap: Qwen3OmniMoeThinkerTextDecoderLayer
-  fsdp_state_dict_type: SHARDED_STATE_DICT
-  fsdp_cpu_ram_efficient_loading: true
-  fsdp_reshard_after_forward: true
-"""
-
-
 @pytest.mark.slow
 def test_two_process_fsdp_load_reads_weights_once(release_dirs, tmp_path):
     """FSDP2 with cpu_ram_efficient_loading on 2 gloo processes: the second process never holds weights before
@@ -112,11 +97,10 @@ def test_two_process_fsdp_load_reads_weights_once(release_dirs, tmp_path):
 
     from test_train import REPO, _free_port
 
-    config = tmp_path / "fsdp_cpu_ram_efficient.yaml"
-    config.write_text(FSDP_CPU_RAM_EFFICIENT)
+    config = os.path.join(REPO, "omnivideo_r1", "recipes", "accelerate", "fsdp_cpu_2proc.yaml")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1",
            "PYTHONPATH": os.pathsep.join([REPO, os.path.join(REPO, "tests"), os.environ.get("PYTHONPATH", "")])}
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config), "--main_process_port",
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", config, "--main_process_port",
            str(_free_port()), os.path.join(REPO, "tests", "sharded_load_worker.py"), release_dirs["qwen3_omni"],
            str(tmp_path)]
     run = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)

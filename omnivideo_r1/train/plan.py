@@ -123,6 +123,7 @@ def sharding_units(model, engine: dict, element_size: int) -> tuple[int, int, li
 def plan(cfg, gpus: int, gpu_mem_gib: float, accelerate_config: str = DEFAULT_ACCELERATE_CONFIG,
          prompt_tokens: int | None = None) -> dict:
     """The plan as a dict (keys documented in docs/memory-planning.md)."""
+    from ..algo.logprobs import tokens_per_chunk
     from ..policy.forward import MAX_LOGIT_ELEMENTS
     from ..policy.loading import empty_thinker
     from ..policy.lora import prepare_trainable, trainable_by_module
@@ -144,7 +145,7 @@ def plan(cfg, gpus: int, gpu_mem_gib: float, accelerate_config: str = DEFAULT_AC
     completion = cfg.rollout.max_new_tokens
     checkpointing = cfg.model.gradient_checkpointing or engine["checkpointing"]
     lora = cfg.model.lora_rank > 0
-    chunk = max(1, MAX_LOGIT_ELEMENTS // shape.vocab)
+    chunk = tokens_per_chunk(shape.vocab, MAX_LOGIT_ELEMENTS)  # what policy/forward.py scores completions with
     persistent = {
         "weights_shard": frozen_bytes / shard,
         # Two units in flight: the one computing and the next one being gathered (FSDP2's prefetch).
