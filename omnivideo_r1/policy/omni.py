@@ -27,6 +27,7 @@ from .loading import load_thinker
 from .prompting import Completion, PolicyPrompt, conversation, group_by_audio_flag, make_prompt  # noqa: F401 (re-exported)
 from .forward import (as_policy_forward, completion_logprobs, generate, is_lockstep, logits_at,
                       thinker_of)
+from .grouped_prefix import grouped_completion_logprobs
 from .shared_prefix import generate_shared_prefix, option_logits_shared
 from .tiny import MARKER_FILE, write_marker
 from .tokenizer import MEDIA_TOKENS, chat_template
@@ -375,7 +376,7 @@ class OmniPolicy:
         return batch, flag, prompt_len, suffix_BS, mask_BS
 
     def logprobs(self, prompts: list[PolicyPrompt], completions_token_ids: list[list[int]],
-                 temperature: float = 1.0, with_entropy: bool = False, model=None):
+                 temperature: float = 1.0, with_entropy: bool = False, model=None, share_prefix: bool = True):
         """Teacher-forced log-probs of each completion (row i = completion i, column j = its token j).
 
         Returns (logp_BT, mask_BT) or (logp_BT, mask_BT, entropy_BT), float32; logp is differentiable w.r.t. the
@@ -383,10 +384,24 @@ class OmniPolicy:
         whole (B, T, V) tensor (policy/forward.py: completion_logprobs).
         `model` scores with another thinker sharing this tokenizer (e.g. `reference_model`) or with the prepared
         module; default: the trainer's prepared module if set, else self.model.
+        share_prefix: rows that repeat a prompt object (the G completions of a group) are scored with that prompt
+        encoded and run once (policy/grouped_prefix.py); same values and gradients as one row per completion.
         """
-        batch, flag, prompt_len, ids_BT, mask_BT = self._prompt_suffix_batch(prompts, completions_token_ids)
-        logp_BT, entropy_BT = self.forward_module_for(model)(completion_logprobs, batch, flag, prompt_len, ids_BT,
-                                                             mask_BT, temperature, with_entropy)
+        order = list({id(p): p for p in prompts}.values())
+        if not share_prefix or len(order) == len(prompts):
+            batch, flag, prompt_len, ids_BT, mask_BT = self._prompt_suffix_batch(prompts, completions_token_ids)
+            logp_BT, entropy_BT = self.forward_module_for(model)(completion_logprobs, batch, flag, prompt_len, ids_BT,
+                                                                 mask_BT, temperature, with_entropy)
+        else:
+            if len(completions_token_ids) != len(prompts):
+                raise ValueError(f"{len(completions_token_ids)} token lists for {len(prompts)} prompts; give one per "
+                                 "prompt (repeat a prompt once per completion)")
+            slot = {id(p): k for k, p in enumerate(order)}
+            batch, flag = self.encode(order)
+            ids_BT, mask_BT = self.right_padded(completions_token_ids)
+            logp_BT, entropy_BT = self.forward_module_for(model)(
+                grouped_completion_logprobs, dict(batch), flag, [slot[id(p)] for p in prompts], ids_BT, mask_BT,
+                self.tokenizer.pad_token_id, temperature, with_entropy)
         mask_BT = mask_BT.to(logp_BT.dtype)
         return (logp_BT, mask_BT, entropy_BT) if with_entropy else (logp_BT, mask_BT)
 

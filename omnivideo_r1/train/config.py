@@ -142,6 +142,11 @@ class GSPOConfig:
     """Policy updates per rollout batch; > 1 makes the policy off-policy for later updates so clipping acts."""
     recompute_old_logp: bool = True
     """Recompute old log-probs by teacher forcing (exact) instead of trusting the sampler's (equal within 1e-4)."""
+    shared_prefix: bool = True
+    """Score each group's G completions with its prompt encoded and run once, all G attending to it (old log-probs,
+    update, reference; policy/grouped_prefix.py): the same log-probs and gradients as G full rows, several times
+    faster on long audio-visual prompts. Needs model.attn_implementation sdpa or eager. false: one full row per
+    completion (for debugging)."""
     advantage_eps: float = 1e-4
     """eps in (r - mean) / (std + eps)."""
 
@@ -269,6 +274,9 @@ def _check_train_config(cfg: TrainConfig) -> list[str]:
         (g.clip_high >= 0.0, f"gspo.clip_high={g.clip_high}: must be >= 0 (the paper: 4e-4)"),
         (g.beta >= 0.0, f"gspo.beta={g.beta}: must be >= 0 (0 disables the KL term)"),
         (g.advantage_eps >= 0.0, f"gspo.advantage_eps={g.advantage_eps}: must be >= 0"),
+        (not g.shared_prefix or m.attn_implementation in ("sdpa", "eager"),
+         f"gspo.shared_prefix=true needs model.attn_implementation sdpa or eager (got {m.attn_implementation!r}); "
+         "set one of them, or gspo.shared_prefix=false"),
         (o.lr > 0.0, f"optim.lr={o.lr}: must be > 0"),
         (0.0 <= o.min_lr <= o.lr, f"optim.min_lr={o.min_lr}: must be in [0, optim.lr={o.lr}]"),
         (0.0 <= o.warmup_fraction <= 1.0, f"optim.warmup_fraction={o.warmup_fraction}: must be in [0, 1]"),

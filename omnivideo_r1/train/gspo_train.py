@@ -13,6 +13,9 @@ What is implemented, exactly:
 - Loss: GSPO (Zheng et al. 2025, Eq. 5-7): s_i = exp(mean_t log(pi/pi_old)), clipped to [1 - 3e-4, 1 + 4e-4],
   per-sequence token mean, normalised by the global number of sequences of the minibatch (so gradient accumulation
   and data parallelism give the full-batch gradient). KL to the initial policy only when gspo.beta > 0 (default 0).
+- Shared prompt (`gspo.shared_prefix`, default on): the old-log-prob, update and reference passes run each group's
+  prompt (encoders and language model) once, its G completions attending to it (policy/grouped_prefix.py); the
+  log-probs and gradients are those of G full rows.
 - Off-policy updates: the rollout batch is split into `minibatches_per_rollout` optimizer steps; old log-probs are
   taken before the first, so from the second update on s_i != 1 and the clip acts (with a single update per
   rollout, as in the released scripts, GSPO's clip is a no-op).
@@ -133,10 +136,12 @@ def train(cfg: TrainConfig, resume: bool = False, accelerator: Accelerator | Non
             for group in groups:
                 prompts, completion_ids = [group.prompt] * G, [c.token_ids for c in group.completions]
                 if cfg.gspo.recompute_old_logp:
-                    logp_BT, mask_BT = policy.logprobs(prompts, completion_ids, temperature=cfg.rollout.temperature)
+                    logp_BT, mask_BT = policy.logprobs(prompts, completion_ids, temperature=cfg.rollout.temperature,
+                                                       share_prefix=cfg.gspo.shared_prefix)
                     # Train/inference consistency: the sampler's log-probs against ours at the sampler's temperature.
                     ref_BT = logp_BT if sampler.logp_temperature == cfg.rollout.temperature else policy.logprobs(
-                        prompts, completion_ids, temperature=sampler.logp_temperature)[0]
+                        prompts, completion_ids, temperature=sampler.logp_temperature,
+                        share_prefix=cfg.gspo.shared_prefix)[0]
                     gaps.append((sampler_logprobs(group.completions)[0] - ref_BT).abs() * mask_BT)
                 else:
                     logp_BT, _ = sampler_logprobs(group.completions)
@@ -152,7 +157,7 @@ def train(cfg: TrainConfig, resume: bool = False, accelerator: Accelerator | Non
                 with accelerator.accumulate(train_model):
                     logp_BT, mask_BT, ent_BT = policy.logprobs(prompts, completion_ids,
                                                                temperature=cfg.rollout.temperature, with_entropy=True,
-                                                               model=train_model)
+                                                               model=train_model, share_prefix=cfg.gspo.shared_prefix)
                     ref_BT = (reference_logprobs(policy, cfg, prompts, group.completions) if cfg.gspo.beta > 0
                               else None)
                     loss, m = gspo_loss(logp_BT, old_logp[slot], adv_of[slot], mask_BT,

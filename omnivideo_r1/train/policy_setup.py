@@ -111,11 +111,12 @@ def freeze_encoders(model, mcfg: ModelConfig) -> list[str]:
 
 def reference_logprobs(policy, cfg: TrainConfig, prompts, completions):
     ids = [c.token_ids for c in completions]
+    kw = dict(temperature=cfg.rollout.temperature, share_prefix=cfg.gspo.shared_prefix)
     with torch.no_grad():
         if cfg.model.lora_rank > 0:
             with policy.model.disable_adapter():
-                return policy.logprobs(prompts, ids, temperature=cfg.rollout.temperature)[0]
-        return policy.logprobs(prompts, ids, temperature=cfg.rollout.temperature, model=policy.reference_model)[0]
+                return policy.logprobs(prompts, ids, **kw)[0]
+        return policy.logprobs(prompts, ids, model=policy.reference_model, **kw)[0]
 
 
 def judge_for_rewards(jcfg: JudgeConfig, weights: dict[str, float]):
