@@ -11,6 +11,7 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from typing import Callable
 
@@ -42,6 +43,29 @@ def interleaved(fns: dict[str, Callable[[], object]], reps: int, warmup: int = 1
             fns[k]()
             times[k].append(time.perf_counter() - t0)
     return {k: statistics.median(v) for k, v in times.items()}
+
+
+class PeakRSS:
+    """Samples this process's RSS every millisecond from construction until `stop()`, which returns peak - start."""
+
+    def __init__(self):
+        import psutil
+
+        self.proc = psutil.Process()
+        self.base = self.peak = self.proc.memory_info().rss
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.proc.memory_info().rss)
+            time.sleep(0.001)
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak - self.base
 
 
 def policy_dir(size: str, family: str = "qwen3_omni") -> str:

@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import load_line, quiet, table  # noqa: E402
 
-BENCHES = ("rollout", "variants", "media", "trl", "memory", "scaling", "decode", "loading", "backends")
+BENCHES = ("rollout", "variants", "media", "trl", "memory", "scaling", "update", "decode", "loading", "backends")
 
 
 def main() -> int:
@@ -40,11 +40,12 @@ def main() -> int:
     import bench_modality_variants
     import bench_rollout
     import bench_scaling
+    import bench_update
     import bench_vs_trl
 
     mods = {"rollout": bench_rollout, "variants": bench_modality_variants, "media": bench_media_cache,
-            "trl": bench_vs_trl, "memory": bench_memory, "scaling": bench_scaling, "decode": bench_decode,
-            "loading": bench_loading, "backends": bench_backends}
+            "trl": bench_vs_trl, "memory": bench_memory, "scaling": bench_scaling, "update": bench_update,
+            "decode": bench_decode, "loading": bench_loading, "backends": bench_backends}
     chosen = [b.strip() for b in args.only.split(",") if b.strip()]
     unknown = set(chosen) - set(BENCHES)
     if unknown:
@@ -60,6 +61,8 @@ def main() -> int:
           f"{torch.__version__}, {args.threads} torch thread(s); {start_load} at start, {load_line()} at end; "
           f"total {time.perf_counter() - t0:.0f}s{' (--quick)' if args.quick else ''}.\n")
     print(table(rows))
+    if "update" in chosen:
+        print(bench_update.headline(rows))
     return 0
 
 
