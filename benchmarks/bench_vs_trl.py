@@ -28,32 +28,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+
+from common import PeakRSS
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 P, G = 2, 8
-
-
-class _PeakRSS:
-    def __init__(self):
-        import psutil
-
-        self.proc = psutil.Process()
-        self.base = self.peak = self.proc.memory_info().rss
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self):
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.proc.memory_info().rss)
-            time.sleep(0.001)
-
-    def stop(self) -> int:
-        self._stop.set()
-        self._thread.join()
-        return self.peak - self.base
 
 
 def _model_and_tokenizer(vocab_size: int = 0, max_positions: int = 4096):
@@ -115,7 +95,7 @@ def _child_trl(T: int, words: int, P: int = P, G: int = G, vocab: int = 0, steps
         return out
 
     trainer.model.generate = timed_generate
-    mem = _PeakRSS()
+    mem = PeakRSS()
     trainer.train()
     peak = mem.stop()
     return {"step": step_time[-1], "gen": gen_time[-1], "peak_rss": peak}
@@ -136,7 +116,7 @@ def _child_ours(T: int, words: int, P: int = P, G: int = G, vocab: int = 0, step
     gen_cfg = GenerationConfig(do_sample=True, temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=T,
                                min_new_tokens=T, pad_token_id=tok.pad_token_id, eos_token_id=model.config.eos_token_id)
     times = []
-    mem = _PeakRSS()
+    mem = PeakRSS()
     for step in range(steps):
         t0 = time.perf_counter()
         model.eval()
