@@ -1,11 +1,15 @@
 """Shared-prefix scoring (policy/grouped_prefix.py) equals the plain pass with one full row per completion: log-probs,
 the GSPO loss and every parameter gradient, in float64, for both Qwen-Omni families, with ragged completions, left
-padding, an empty completion, LoRA, gradient checkpointing and frozen encoders. The 2-process DDP and FSDP2 runs of
-tests/test_train.py train with it and are compared to a single process that does not use it."""
+padding, an empty completion, LoRA, gradient checkpointing and frozen encoders; and under 2-process DDP and FSDP2
+(tests/grouped_prefix_worker.py)."""
 
 from __future__ import annotations
 
 import copy
+import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -65,8 +69,8 @@ def _loss_and_grads(policy, prompts, completions, share, old_BT=None):
     policy.model.zero_grad(set_to_none=True)
     logp_BT, mask_BT, ent_BT = policy.logprobs(prompts, completions, temperature=0.9, with_entropy=True,
                                                share_prefix=share)
-    if old_BT is None:  # ratios off 1 in both directions, so some sequences are clipped and some are not
-        old_BT = logp_BT.detach() + 3e-4 * torch.tensor([-2.0, 1.0, 0.0, 4.0, -0.5, 2.0])[:, None]
+    if old_BT is None:  # ratios off 1 both ways, some clipped (range [1 - 3e-4, 1 + 4e-4]), all 1e-4 from its edges
+        old_BT = logp_BT.detach() + torch.tensor([-2e-3, 1e-4, 0.0, 1e-3, -1e-4, 5e-4])[:, None]
     loss, _ = gspo_loss(logp_BT, old_BT, ADV_B, mask_BT, clip_low=3e-4, clip_high=4e-4, num_sequences=len(prompts))
     loss.backward()
     grads = {n: p.grad.clone() for n, p in policy.model.named_parameters() if p.grad is not None}
@@ -151,6 +155,31 @@ def test_grouped_scoring_with_lora_checkpointing_and_frozen_encoders(policies64,
     finally:
         for hook in hooks:
             hook.remove()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config_file", ["ddp_cpu_2proc.yaml", "fsdp_cpu_2proc.yaml"])
+def test_grouped_scoring_equals_plain_rows_under_two_processes(tiny_dirs, tmp_path, config_file):
+    """Each process scores its own group through the engine-prepared module; the reduced gradients (DDP) and each
+    process's gradient shards (FSDP2) of the shared pass equal those of the plain pass."""
+    from test_train import REPO, _free_port
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1",
+           "PYTHONPATH": os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")])}
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+           os.path.join(REPO, "omnivideo_r1", "recipes", "accelerate", config_file), "--main_process_port",
+           str(_free_port()), os.path.join(REPO, "tests", "grouped_prefix_worker.py"), tiny_dirs["qwen3_omni"],
+           str(tmp_path)]
+    run = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    for rank in (0, 1):
+        report = json.loads((tmp_path / f"rank{rank}.json").read_text())
+        (loss0, loss1), grads = report["loss"], report["grads"]
+        assert report["same_parameters"] and len(grads) > 0, report
+        assert abs(loss1 - loss0) <= 1e-6 * abs(loss0), (rank, loss0, loss1)
+        floor = 1e-12 * max(norm for norm, _ in grads.values())
+        bad = {name: (norm, err) for name, (norm, err) in grads.items() if err > 1e-6 * norm + floor}
+        assert not bad, f"{config_file} rank {rank}: gradients differ: {bad}"
 
 
 def test_dispatching_attention_leaves_other_calls_unchanged(tiny_dirs):

@@ -200,12 +200,9 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tiny_setup, tmp_path):
 
 @pytest.fixture(scope="module")
 def single_process_run(tiny_setup, tmp_path_factory):
-    """Final weights of a 2-step single-process run, the reference of the multi-process runs. It scores one full row
-    per completion (gspo.shared_prefix=false) while they share each prompt (the default), so the comparisons also
-    check the shared-prefix update, old log-probs and gradients under DDP and FSDP2."""
+    """Final weights of a 2-step single-process run, the reference of the multi-process runs."""
     out = tmp_path_factory.mktemp("single")
-    single = _cli(["train", "--config", "qi_tiny",
-                   *_overrides(tiny_setup, out, steps=2, extra=["gspo.shared_prefix=false"])])
+    single = _cli(["train", "--config", "qi_tiny", *_overrides(tiny_setup, out, steps=2)])
     out_single, _ = single.communicate(timeout=600)
     assert single.returncode == 0, out_single
     weights = _weights(out / "final")
