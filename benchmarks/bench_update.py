@@ -148,18 +148,7 @@ if __name__ == "__main__":
 
         quiet()
         print(json.dumps(_child(sys.argv[2], float(sys.argv[3]), int(sys.argv[4]))))
-        sys.exit(0)
-    import argparse
+    else:
+        from common import main
 
-    from common import load_line, quiet, table
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="one repetition, memory at 10 s only")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads")
-    args = parser.parse_args()
-    quiet()
-    print(load_line())
-    result = run(args.quick, args.threads)
-    print(table(result))
-    print(load_line())
-    print(headline(result))
+        main(run, __doc__.splitlines()[0], last_line=headline)

@@ -145,8 +145,9 @@ def table(rows: list[tuple[str, str, str, str]], header=("item", "configuration"
     return "\n".join(lines)
 
 
-def main(run: Callable[[bool, int], list], description: str) -> None:
-    """Command line shared by every bench_*.py: --quick, --threads; prints the load before and after the table."""
+def main(run: Callable[[bool, int], list], description: str, last_line: Callable[[list], str] | None = None) -> None:
+    """Command line shared by every bench_*.py: --quick, --threads; prints the load before and after the table, then
+    `last_line(rows)` if given (a benchmark's headline)."""
     import argparse
 
     parser = argparse.ArgumentParser(description=description)
@@ -155,5 +156,8 @@ def main(run: Callable[[bool, int], list], description: str) -> None:
     args = parser.parse_args()
     quiet()
     print(load_line())
-    print(table(run(args.quick, args.threads)))
+    rows = run(args.quick, args.threads)
+    print(table(rows))
     print(load_line())
+    if last_line is not None:
+        print(last_line(rows))
