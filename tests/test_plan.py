@@ -104,13 +104,11 @@ def _saved_bytes_of_layer(model, layer, ids) -> int:
     return sum(saved.values())
 
 
-@pytest.mark.parametrize("family,lora_experts", [("qwen3_omni", False), ("qwen3_omni", True),
-                                                 ("qwen2_5_omni", False)])
-def test_activation_formula_matches_a_real_layer(family, lora_experts):
+def _small_model(family: str, lora_experts: bool):
+    """A small bf16 thinker of `family` with LoRA as training sets it up; returns (peft model, text shape)."""
     from omnivideo_r1.policy.lora import prepare_trainable
     from omnivideo_r1.policy.tiny import TinyOmniSpec, thinker_config
     from omnivideo_r1.policy.tokenizer import build_tokenizer
-    from omnivideo_r1.train import memory_model as mm
     from omnivideo_r1.train.config import ModelConfig
     from omnivideo_r1.train.plan import text_shape
 
@@ -127,11 +125,51 @@ def test_activation_formula_matches_a_real_layer(family, lora_experts):
         from transformers import Qwen2_5OmniThinkerForConditionalGeneration as cls
     torch.manual_seed(0)
     model = prepare_trainable(cls(config), ModelConfig(lora_rank=4, lora_alpha=8, lora_experts=lora_experts))
-    model = model.to(torch.bfloat16)  # what FSDP's bf16 mixed-precision policy computes in, adapters included
+    return model.to(torch.bfloat16), text_shape(config)  # what FSDP's bf16 policy computes in, adapters included
+
+
+LAYER_CASES = [("qwen3_omni", False), ("qwen3_omni", True), ("qwen2_5_omni", False)]
+
+
+@pytest.mark.parametrize("family,lora_experts", LAYER_CASES)
+def test_activation_formula_matches_a_real_layer(family, lora_experts):
+    from omnivideo_r1.train import memory_model as mm
+
+    model, shape = _small_model(family, lora_experts)
     B, T = 2, 256
     ids = torch.randint(10, 1000, (B, T))
     measured = _saved_bytes_of_layer(model, model.get_base_model().model.language_model.layers[1], ids)
-    shape = text_shape(config)
     predicted = (mm.saved_bytes_per_token(shape, lora_attention=True, lora_experts=lora_experts) * B * T
                  + mm.saved_bytes_per_layer_fixed(shape, lora_experts))
+    assert abs(predicted - measured) <= 0.05 * measured, (predicted, measured)
+
+
+@pytest.mark.parametrize("family,lora_experts", LAYER_CASES)
+def test_shared_prefix_activation_formula_matches_a_real_layer(family, lora_experts):
+    """The packed layout of gspo.shared_prefix (policy/grouped_prefix.py): one prompt of L tokens, G completions of
+    C tokens in one row, each completion attending to the prompt and itself."""
+    from omnivideo_r1.policy.grouped_prefix import PrefixLayout, use_grouped_attention
+    from omnivideo_r1.train import memory_model as mm
+
+    model, shape = _small_model(family, lora_experts)
+    thinker = model.get_base_model()
+    use_grouped_attention(thinker)
+    L, G, C = 192, 4, 48
+    T = L + G * C
+    positions = torch.cat([torch.arange(L), (L + torch.arange(C)).repeat(G)]).view(1, 1, T).expand(3, 1, T)
+
+    class Packed(torch.nn.Module):  # the thinker's inner model called as grouped_completion_logprobs calls it
+        def __init__(self):
+            super().__init__()
+            self.inner = thinker.model  # a submodule, so that its parameters are not counted as saved tensors
+
+        def forward(self, input_ids, use_cache):
+            return self.inner(input_ids=input_ids, attention_mask=torch.ones(1, 1, 1, 1, dtype=torch.bool),
+                              position_ids=positions, use_cache=use_cache,
+                              shared_prefix_layout=PrefixLayout(L, G, C, None))
+
+    ids = torch.randint(10, 1000, (1, T))
+    measured = _saved_bytes_of_layer(Packed(), thinker.model.language_model.layers[1], ids)
+    predicted = (mm.saved_bytes_per_token(shape, lora_attention=True, lora_experts=lora_experts) * T
+                 + mm.saved_bytes_per_layer_fixed(shape, lora_experts) + mm.shared_prefix_extra_bytes(shape, G, L, C))
     assert abs(predicted - measured) <= 0.05 * measured, (predicted, measured)

@@ -72,22 +72,34 @@ def saved_bytes_per_layer_fixed(s: TextShape, lora_experts: bool) -> int:
     return ACT * s.experts * 3 * s.ffn * s.hidden if (lora_experts and s.experts) else 0
 
 
+def shared_prefix_extra_bytes(s: TextShape, completions: int, prompt: int, completion: int) -> int:
+    """Bytes one decoder layer keeps beyond the per-token count of its prompt + G x C tokens under the shared-prefix
+    layout (policy/grouped_prefix.py, gspo.shared_prefix): the completion piece attends over [prompt | own completion]
+    with a mask, so transformers' SDPA function repeats the key/value heads and the kernel keeps, per completion,
+    the prompt's and its own keys and values with all q heads (in place of its own kv-head keys and values); the two
+    pieces' outputs are kept besides their concatenation (o_proj's input); and the (C, L + C) 16-bit mask."""
+    q, kv = s.heads * s.head_dim, s.kv_heads * s.head_dim
+    G, L, C = completions, prompt, completion
+    return ACT * (2 * q * G * (L + C) - 2 * kv * G * C + q * (L + G * C) + C * (L + C))
+
+
 def routing_transient_bytes_per_token(s: TextShape) -> int:
     """The MoE layer's one-hot expert mask (int64, (tokens, k, E + 1)), built and freed inside the layer."""
     return 8 * s.experts_per_token * (s.experts + 1) if s.experts else 0
 
 
 def activation_bytes(s: TextShape, sequences: int, tokens: int, checkpointing: bool, lora_attention: bool,
-                     lora_experts: bool, full_finetune: bool = False) -> int:
+                     lora_experts: bool, full_finetune: bool = False, extra_per_layer: int = 0) -> int:
     """Activations of one forward/backward of `sequences` x `tokens` through the language model.
 
     Without checkpointing every layer keeps its saved tensors. With (transformers' per-decoder-layer) checkpointing
     each layer keeps only its input (h x 2 bytes per token) and one layer's saved tensors exist again while it is
     recomputed in the backward. Both add the routing mask of the layer being run and the final norm's input.
+    extra_per_layer: bytes each layer keeps besides the per-token count (shared_prefix_extra_bytes).
     """
     n = sequences * tokens
     per_layer = saved_bytes_per_token(s, lora_attention, lora_experts, full_finetune) * n
-    per_layer += saved_bytes_per_layer_fixed(s, lora_experts)
+    per_layer += saved_bytes_per_layer_fixed(s, lora_experts) + extra_per_layer
     working = routing_transient_bytes_per_token(s) * n + (4 * s.hidden + 4) * n
     if checkpointing:
         return s.layers * ACT * s.hidden * n + per_layer + working

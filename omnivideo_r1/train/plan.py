@@ -157,9 +157,14 @@ def plan(cfg, gpus: int, gpu_mem_gib: float, accelerate_config: str = DEFAULT_AC
     }
 
     def update_bytes(micro_batch: int) -> dict:
-        return {"activations": mm.activation_bytes(shape, micro_batch, prompt + completion, checkpointing,
-                                                    lora_attention=lora, lora_experts=cfg.model.lora_experts,
-                                                    full_finetune=not lora),
+        if cfg.gspo.shared_prefix:  # one packed row: the prompt once, then the micro-batch's completions
+            rows, tokens = 1, prompt + micro_batch * completion
+            extra = mm.shared_prefix_extra_bytes(shape, micro_batch, prompt, completion)
+        else:
+            rows, tokens, extra = micro_batch, prompt + completion, 0
+        return {"activations": mm.activation_bytes(shape, rows, tokens, checkpointing, lora_attention=lora,
+                                                    lora_experts=cfg.model.lora_experts, full_finetune=not lora,
+                                                    extra_per_layer=extra),
                 "logits": mm.logits_bytes(shape.vocab, chunk, micro_batch * completion, shape.hidden)}
 
     # With rollout.backend=vllm the rollouts run on the server's GPUs: the trainer's GPUs hold no KV cache.
