@@ -75,18 +75,7 @@ def run(quick: bool = False, threads: int = 1) -> list[tuple[str, str, str, str]
 
 
 if __name__ == "__main__":
-    import argparse
-
     sys.path.insert(0, HERE)
-    from common import load_line, quiet, table
+    from common import main
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="T = 256 and 1024 only")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads")
-    args = parser.parse_args()
-    quiet()
-    print(load_line())
-    rows = run(args.quick, args.threads)
-    print(table(rows))
-    print(load_line())
-    print("SUMMARY:", rows[-1][3])
+    main(run, __doc__.splitlines()[0], last_line=lambda rows: f"SUMMARY: {rows[-1][3]}")

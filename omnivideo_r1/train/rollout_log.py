@@ -24,6 +24,7 @@ from typing import Any, Sequence
 from ..answers import extract_answer_block, parse_choice
 from ..rewards.grounded_format import parse_grounded_response
 from ..rewards.types import RewardOutput, RolloutRecord
+from ..schema import iter_json_lines
 from .config import RunConfig
 
 FILE_NAME = "rollouts.jsonl"
@@ -114,22 +115,17 @@ def read_rollouts(path: str) -> tuple[list[dict[str, Any]], str | None]:
     Raises ValueError naming the line for JSON that is not a recorded group."""
     groups: dict[tuple[int, int], dict[str, Any]] = {}
     notes, unreadable = [], 0
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                unreadable += 1
-                continue
-            if isinstance(row, dict) and "stopped" in row:
-                notes.append(f"step {row.get('step')}: {row['stopped']}")
-                continue
-            if not isinstance(row, dict) or not isinstance(row.get("step"), int) or "completions" not in row:
-                raise ValueError(f"{path}:{lineno}: not a recorded rollout group (needs step and completions); "
-                                 "this file is written by omnivideo-r1 train")
-            groups[(row["step"], int(row.get("slot", 0)))] = row
+    for where, row, error in iter_json_lines(path):
+        if error is not None:
+            unreadable += 1
+            continue
+        if isinstance(row, dict) and "stopped" in row:
+            notes.append(f"step {row.get('step')}: {row['stopped']}")
+            continue
+        if not isinstance(row, dict) or not isinstance(row.get("step"), int) or "completions" not in row:
+            raise ValueError(f"{where}: not a recorded rollout group (needs step and completions); "
+                             "this file is written by omnivideo-r1 train")
+        groups[(row["step"], int(row.get("slot", 0)))] = row
     if unreadable:
         notes.append(f"{unreadable} unreadable line(s) skipped (the run was still writing, or was killed mid-line)")
     return [groups[k] for k in sorted(groups)], "; ".join(notes) or None

@@ -18,7 +18,7 @@ from typing import Any
 from ..errors import UserError
 from ..eval.report import EVAL_INPUTS
 from ..rewards.grounded_format import parse_grounded_response
-from ..schema import AVSample, read_samples
+from ..schema import AVSample, iter_json_lines, read_samples
 
 MAX_CURVE_POINTS = 1500
 """Points kept per metric curve (evenly thinned, last step always kept)."""
@@ -134,18 +134,12 @@ def _finite(v: Any) -> float | None:
 def read_eval_rows(eval_dir: str) -> list[dict[str, Any]]:
     path = os.path.join(eval_dir, "results.jsonl")
     rows = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ViewError(f"{path}:{lineno}: not valid JSON ({exc.msg}); each line must be one result row") \
-                    from None
-            if not isinstance(row, dict) or "id" not in row:
-                raise ViewError(f"{path}:{lineno}: a result row needs an 'id' (rows come from omnivideo-r1 eval)")
-            rows.append(row)
+    for where, row, error in iter_json_lines(path):
+        if error is not None:
+            raise ViewError(f"{where}: not valid JSON ({error}); each line must be one result row")
+        if not isinstance(row, dict) or "id" not in row:
+            raise ViewError(f"{where}: a result row needs an 'id' (rows come from omnivideo-r1 eval)")
+        rows.append(row)
     return rows
 
 
