@@ -7,7 +7,8 @@ import os
 
 import pytest
 
-from omnivideo_r1.train.demo import ARM_LABELS, ARMS, DemoConfig, paper_shape, run_demo
+from omnivideo_r1.eval.demo_report import ARM_LABELS, ARMS, answer_entropy_bits, answer_spread, paper_shape
+from omnivideo_r1.train.demo import DemoConfig, arm_config, run_demo
 
 
 @pytest.mark.slow
@@ -36,6 +37,11 @@ def test_demo_smoke_writes_a_consistent_ablation(tmp_path):
             assert stats["scored"] == 4, (label, modality)
             assert 0.0 <= stats["ci_low"] <= stats["accuracy"] <= stats["ci_high"] <= 1.0
     assert saved["shape"] == paper_shape(table)
+    # Every arm's final checkpoint is named, loadable by `omnivideo-r1 eval --model`.
+    assert set(saved["checkpoints"]) == set(ARMS)
+    for arm, path in saved["checkpoints"].items():
+        assert os.path.isabs(path) and os.path.isfile(os.path.join(path, "config.json")), arm
+    assert saved["checkpoints"]["qi"] == str(out / "qi" / "final")
 
     # Recompute one cell from the raw rows: QI+MA, silent video.
     rows = [json.loads(line) for line in (out / "eval" / "results.jsonl").read_text().splitlines() if line.strip()]
@@ -70,15 +76,32 @@ def test_paper_shape_reads_point_estimates():
     assert got["silent_worse_arms"] == [ARM_LABELS["ma"]]
 
 
-def test_top_letter_shares_flags_a_collapsed_arm():
-    from omnivideo_r1.train.demo import top_letter_shares
-
+def test_answer_spread_flags_a_collapsed_arm():
     rows = [{"model": ARM_LABELS["qi"], "modality": "av", "parsed": p} for p in "DDDDDDDDDA"]
     rows += [{"model": ARM_LABELS["base"], "modality": "av", "parsed": p} for p in ("A", "B", None, "B")]
-    shares = top_letter_shares(rows, ["av"])
-    assert shares[ARM_LABELS["qi"]]["av"] == ("D", pytest.approx(0.9))
-    assert shares[ARM_LABELS["base"]]["av"] == ("B", pytest.approx(0.5))
-    assert ARM_LABELS["ma"] not in shares
+    spread = answer_spread(rows, ["av"])
+    assert spread[ARM_LABELS["qi"]]["av"]["top"] == "D"
+    assert spread[ARM_LABELS["qi"]]["av"]["top_share"] == pytest.approx(0.9)
+    assert spread[ARM_LABELS["base"]]["av"]["top"] == "B"
+    assert spread[ARM_LABELS["base"]]["av"]["entropy_bits"] == pytest.approx(1.5)  # B 1/2, A 1/4, none 1/4
+    assert ARM_LABELS["ma"] not in spread
+
+
+@pytest.mark.parametrize("answers, bits", [("ABCD", 2.0), ("AAAA", 0.0), ("AB", 1.0), ("AAAB", 0.8112781)])
+def test_answer_entropy_bits(answers, bits):
+    assert answer_entropy_bits(list(answers)) == pytest.approx(bits)
+
+
+def test_arm_config_is_the_stage_recipe_on_demo_settings():
+    cfg = DemoConfig(rl_lr=2e-3, prompts_per_step=6, minibatches_per_rollout=3, max_frames=4, ma_mode="confidence")
+    qi = arm_config(cfg, "qi", "out/qi", "out/base", "world/train.jsonl", 7)
+    assert (qi.run.stage, qi.run.steps, qi.model.path, qi.data.train_path) == ("qi", 7, "out/base", "world/train.jsonl")
+    assert (qi.optim.lr, qi.optim.min_lr, qi.rollout.prompts_per_step) == (2e-3, pytest.approx(2e-4), 6)
+    assert qi.gspo.minibatches_per_rollout == 3 and qi.data.max_frames == 4
+    assert not qi.model.freeze_audio and not qi.model.freeze_vision
+    assert "modality_attention" not in qi.reward_options
+    ma = arm_config(cfg, "ma", "out/ma", "out/base", "world/train.jsonl", 5)
+    assert ma.reward_options["modality_attention"]["mode"] == "confidence"
 
 
 def test_compact_warm_start_target_is_a_well_formed_correct_reply(tmp_path):
