@@ -12,13 +12,25 @@ from omnivideo_r1.train.demo import DemoConfig, arm_config, run_demo
 
 
 @pytest.mark.slow
-def test_demo_smoke_writes_a_consistent_ablation(tmp_path):
+def test_demo_smoke_writes_a_consistent_ablation(tmp_path, monkeypatch):
+    import omnivideo_r1.train.sft as sft
+
+    supervised = []
+    real_warm_start = sft.warm_start
+
+    def recording_warm_start(policy, samples, *args, **kwargs):
+        supervised.extend(samples)
+        return real_warm_start(policy, samples, *args, **kwargs)
+
+    monkeypatch.setattr(sft, "warm_start", recording_warm_start)
     out = tmp_path / "demo"
     cfg = DemoConfig(out_dir=str(out), n_clips=8, splits=[0.5, 0.0, 0.5], max_frames=4, sft_steps=3,
                      sft_batch_size=4, rl_steps_qi=1, rl_steps_ma=1, prompts_per_step=2, rollouts_per_prompt=2,
                      minibatches_per_rollout=1, max_new_tokens=12, eval_limit=4)
     result = run_demo(cfg)
 
+    # Supervised training never sees the cross-modal questions the RL arms are judged on.
+    assert supervised and {s.modality_needs for s in supervised} <= {"video", "audio"}
     for name in ("ablation.md", "ablation.json", "ablation.png", "eval/results.jsonl", "viewer/index.html"):
         assert (out / name).is_file() and os.path.getsize(out / name) > 0, name
     assert result["viewer"] == str(out / "viewer" / "index.html")

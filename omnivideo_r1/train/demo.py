@@ -155,7 +155,10 @@ def run_demo(cfg: DemoConfig) -> dict:
 
     sft_cfg = SFTConfig(steps=cfg.sft_steps, lr=cfg.sft_lr, batch_size=cfg.sft_batch_size, seed=cfg.seed,
                         target_style=cfg.sft_target, min_lr_fraction=cfg.sft_min_lr_fraction)
-    sft_losses = warm_start(policy, train_samples, clip_for, sft_cfg)
+    # Supervision never sees a cross-modal ("both") question: those are what the RL stages are judged on, so the
+    # warm start learns the reply format from the single-modality questions only.
+    sft_samples = [s for s in train_samples if s.modality_needs != "both"]
+    sft_losses = warm_start(policy, sft_samples, clip_for, sft_cfg)
     clip_cache.clear()  # free the decoded clips before the RL arms load their own
     policy.save_pretrained(base_dir)
     del policy
