@@ -54,6 +54,12 @@ def test_demo_smoke_writes_a_consistent_ablation(tmp_path, monkeypatch):
     for arm, path in saved["checkpoints"].items():
         assert os.path.isabs(path) and os.path.isfile(os.path.join(path, "config.json")), arm
     assert saved["checkpoints"]["qi"] == str(out / "qi" / "final")
+    # The base's perception is measured directly: video-only questions on silent video, audio-only ones on audio.
+    perception = saved["base_perception"]
+    silent_video = table[ARM_LABELS["base"]].get("video/video")
+    assert perception["video-only questions, silent video"]["scored"] == (silent_video or {}).get("scored", 0)
+    audio_only = perception["audio-only questions, audio alone"]
+    assert audio_only["scored"] == (table[ARM_LABELS["base"]].get("av/audio") or {}).get("scored", 0)
 
     # Recompute one cell from the raw rows: QI+MA, silent video.
     rows = [json.loads(line) for line in (out / "eval" / "results.jsonl").read_text().splitlines() if line.strip()]

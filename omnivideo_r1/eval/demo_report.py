@@ -38,6 +38,15 @@ def ablation_table(rows: list[dict], modalities: list[str]) -> dict:
     return table
 
 
+def base_perception(rows: list[dict], audio_only_rows: list[dict]) -> dict:
+    """The base's single-sense perception: {"video-only questions, silent video": stats, "audio-only questions,
+    audio alone": stats}, from the base's silent-video eval rows and its audio-only rows."""
+    base = ARM_LABELS["base"]
+    video = [r for r in rows if r["model"] == base and r["modality"] == "video" and r.get("modality_needs") == "video"]
+    return {"video-only questions, silent video": accuracy_stats(video),
+            "audio-only questions, audio alone": accuracy_stats(audio_only_rows)}
+
+
 def paper_shape(table: dict) -> dict:
     """The paper's claims checked on point estimates: AV QI+MA > QI, MA > base; silent video not worse than base."""
     def acc(arm, modality):
@@ -203,7 +212,8 @@ def plot_demo(path: str, curves: dict, sft_losses: list[float], table: dict, mod
         if total:
             axes[1].plot([s for s, _ in total], [r for _, r in total], label=ARM_LABELS[arm], color=colours.get(arm))
     axes[1].set(title="RL reward (total, mean over rollouts)", xlabel="step", ylabel="reward")
-    axes[1].legend()
+    if axes[1].lines:
+        axes[1].legend()
     styles = {"format": "-", "answer": "--", "intent": ":", "modality_attention": "-."}
     for arm, comp in curves.items():
         for key, style in styles.items():
@@ -212,7 +222,8 @@ def plot_demo(path: str, curves: dict, sft_losses: list[float], table: dict, mod
                 axes[2].plot([s for s, _ in pts], [r for _, r in pts], style, color=colours.get(arm),
                              label=f"{ARM_LABELS[arm]}: {key}")
     axes[2].set(title="RL reward components per arm", xlabel="step", ylabel="reward")
-    axes[2].legend(fontsize=7, ncol=2)
+    if axes[2].lines:
+        axes[2].legend(fontsize=7, ncol=2)
 
     bars = {label: {m: entry[m] for m in modalities if m in entry} for label, entry in table.items()}
     if perception:

@@ -18,8 +18,8 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 
-from ..eval.demo_report import (ARM_LABELS, ARMS, ablation_table, answer_spread, paper_shape, plot_demo, read_curves,
-                                render_markdown)
+from ..eval.demo_report import (ARM_LABELS, ARMS, ablation_table, answer_spread, base_perception, paper_shape,
+                                plot_demo, read_curves, render_markdown)
 
 
 @dataclass
@@ -194,6 +194,12 @@ def run_demo(cfg: DemoConfig) -> dict:
                 row["modality_needs"] = needs_by_id.get(row["id"], "unknown")
                 rows.append(row)
         del policy
+    # The base's perception, measured directly: video-only questions on silent video, audio-only questions with
+    # the audio alone (the RL arms are judged on top of this).
+    policy = OmniPolicy.from_pretrained(base_dir)
+    audio_rows = evaluate(policy, [s for s in test_samples if s.modality_needs == "audio"], "audio", ecfg)
+    del policy
+    perception = base_perception(rows, audio_rows)
     write_report(rows, os.path.join(out, "eval"), title="OmniVideo-R1 demo: synthetic world, test split")
     timings["eval"] = time.perf_counter() - t0
 
@@ -201,15 +207,15 @@ def run_demo(cfg: DemoConfig) -> dict:
     table = ablation_table(rows, cfg.modalities)
     timings["total"] = time.perf_counter() - t_start
     md = render_markdown(table, cfg.modalities, config=asdict(cfg), timings=timings, sft_losses=sft_losses,
-                         curves=curves, rows=rows)
+                         curves=curves, rows=rows, perception=perception)
     with open(os.path.join(out, "ablation.md"), "w", encoding="utf-8") as fh:
         fh.write(md)
     with open(os.path.join(out, "ablation.json"), "w", encoding="utf-8") as fh:
-        json.dump({"table": table, "shape": paper_shape(table), "answer_spread": answer_spread(rows, cfg.modalities),
+        json.dump({"table": table, "shape": paper_shape(table), "base_perception": perception, "answer_spread": answer_spread(rows, cfg.modalities),
                    "checkpoints": {arm: os.path.abspath(d) for arm, d in model_dirs.items()},
                    "timings_s": timings, "config": asdict(cfg), "train_curves": curves, "sft_losses": sft_losses},
                   fh, indent=2)
-    plot_demo(os.path.join(out, "ablation.png"), curves, sft_losses, table, cfg.modalities)
+    plot_demo(os.path.join(out, "ablation.png"), curves, sft_losses, table, cfg.modalities, perception)
     print(md)
     print(f"[demo] wrote {os.path.join(out, 'ablation.md')} and {os.path.join(out, 'ablation.png')}")
     from ..view.site import write_site
