@@ -18,11 +18,14 @@ from .video_processor import PATCH_SIZE, VIDEO_PROCESSOR_FILE
 
 MARKER_FILE = "omnivideo_r1.json"
 
-# Text / vision / audio widths per size. "tiny" is the ~0.3M-parameter model of the CPU tests, "small" (~20M) is
-# big enough for the synthetic world to be learnable in a CPU demo.
+# Text / vision / audio widths per size. "tiny" is the ~0.4M-parameter model of the CPU tests; "demo" (~1.5M) is
+# the CPU demo's model, wide and deep enough to learn to read its media tokens in minutes of perception training;
+# "small" (~20M) is for longer CPU runs.
 _SIZES: dict[str, dict[str, int]] = {
     "tiny": dict(hidden=64, layers=2, heads=4, kv_heads=2, ffn=128, moe_ffn=32, vis_hidden=32, vis_depth=2,
                  vis_heads=2, aud_hidden=32, aud_layers=2, aud_heads=2),
+    "demo": dict(hidden=128, layers=4, heads=4, kv_heads=2, ffn=256, moe_ffn=64, vis_hidden=64, vis_depth=2,
+                 vis_heads=2, aud_hidden=64, aud_layers=2, aud_heads=2),
     "small": dict(hidden=384, layers=8, heads=6, kv_heads=2, ffn=1280, moe_ffn=384, vis_hidden=128, vis_depth=2,
                   vis_heads=4, aud_hidden=128, aud_layers=2, aud_heads=4),
 }
@@ -35,13 +38,52 @@ _TINY_MIN_TOKENS, _TINY_MAX_TOKENS = 1, 64
 class TinyOmniSpec:
     family: Literal["qwen3_omni", "qwen2_5_omni"] = "qwen3_omni"
     """Which real thinker class to instantiate: Qwen3-Omni (MoE) or Qwen2.5-Omni (dense)."""
-    size: Literal["tiny", "small"] = "tiny"
-    """"tiny" (~0.3M parameters, unit tests) or "small" (~20M parameters, CPU demo runs)."""
+    size: Literal["tiny", "demo", "small"] = "tiny"
+    """"tiny" (~0.4M parameters, unit tests), "demo" (~1.5M, the CPU demo) or "small" (~20M, longer CPU runs)."""
     seed: int = 0
     """Seed of the random initialisation; the same spec always gives the same weights."""
     vocab_size: int = 2048
     """Upper bound on the trained BPE vocabulary; the model's embedding is rounded up to a multiple of 64, so it
     has a few padded rows that must never be sampled (as in the real checkpoints)."""
+
+
+def init_ranges(size: dict[str, int]) -> dict[str, float]:
+    """Std of the normal init of each tower's linear / embedding weights: 1/sqrt(width).
+
+    transformers' 0.02 is tuned for widths in the thousands; at widths of 32..384 it leaves every projection
+    contracting, so a random tiny model's activations shrink layer by layer and its media towers stop carrying
+    the input (see `init_media_front_ends`).
+    """
+    return {"text": size["hidden"] ** -0.5, "vision": size["vis_hidden"] ** -0.5, "audio": size["aud_hidden"] ** -0.5}
+
+
+def init_media_front_ends(model) -> None:
+    """Re-initialise the media towers' input layers so the clip's content survives to the tower outputs.
+
+    With the default 0.02-std init the audio tower's three stride-2 convs and its conv_out shrink log-mel features
+    to ~1e-5 before the unit-scale sinusoidal position table is added, so every clip gives (almost) the same audio
+    embeddings and no gradient can teach the tower to hear. He-normal convs (GELU ~ ReLU gain) keep the variance
+    through the conv stack; a fan-in scaled conv_out and vision patch embedding put the content at the scale of
+    the position terms it is summed with.
+    """
+    import math
+
+    import torch
+
+    inner = getattr(model, "model", model)  # Qwen3-Omni nests the towers under .model, Qwen2.5-Omni does not
+    audio, visual = getattr(inner, "audio_tower", None), getattr(inner, "visual", None)
+    with torch.no_grad():
+        for module in audio.modules() if audio is not None else ():
+            if isinstance(module, (torch.nn.Conv1d, torch.nn.Conv2d)):
+                torch.nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+                if module.bias is not None:
+                    module.bias.zero_()
+        conv_out = getattr(audio, "conv_out", None)
+        if conv_out is not None:
+            conv_out.weight.normal_(0.0, 1.0 / math.sqrt(conv_out.weight.shape[1]))
+        proj = getattr(getattr(visual, "patch_embed", None), "proj", None)
+        if proj is not None:
+            proj.weight.normal_(0.0, 1.0 / math.sqrt(proj.weight[0].numel()))
 
 
 def _mrope_section(head_dim: int) -> list[int]:
@@ -60,6 +102,7 @@ def thinker_config(spec: TinyOmniSpec, tokenizer) -> Any:
         raise ValueError(f"TinyOmniSpec.size {spec.size!r} must be one of {sorted(_SIZES)}")
     s = _SIZES[spec.size]
     head_dim = s["hidden"] // s["heads"]
+    ranges = init_ranges(s)
     vocab = -(-len(tokenizer) // 64) * 64
     if vocab == len(tokenizer):
         vocab += 64  # always keep padded rows, so the suppression of unused ids is exercised
@@ -71,7 +114,7 @@ def thinker_config(spec: TinyOmniSpec, tokenizer) -> Any:
     text_common = dict(
         vocab_size=vocab, hidden_size=s["hidden"], intermediate_size=s["ffn"], num_hidden_layers=s["layers"],
         num_attention_heads=s["heads"], num_key_value_heads=s["kv_heads"], max_position_embeddings=32768,
-        pad_token_id=tokenizer.pad_token_id, eos_token_id=eos[0],
+        pad_token_id=tokenizer.pad_token_id, eos_token_id=eos[0], initializer_range=ranges["text"],
     )
     if spec.family == "qwen3_omni":
         from transformers import Qwen3OmniMoeThinkerConfig
@@ -84,17 +127,17 @@ def thinker_config(spec: TinyOmniSpec, tokenizer) -> Any:
         vision = dict(depth=s["vis_depth"], hidden_size=s["vis_hidden"], intermediate_size=2 * s["vis_hidden"],
                       num_heads=s["vis_heads"], patch_size=PATCH_SIZE["qwen3_omni"], spatial_merge_size=2,
                       temporal_patch_size=2, out_hidden_size=s["hidden"], num_position_embeddings=256,
-                      deepstack_visual_indexes=[s["vis_depth"] - 1])
+                      deepstack_visual_indexes=[s["vis_depth"] - 1], initializer_range=ranges["vision"])
         audio = dict(num_mel_bins=128, encoder_layers=s["aud_layers"], encoder_attention_heads=s["aud_heads"],
                      encoder_ffn_dim=2 * s["aud_hidden"], d_model=s["aud_hidden"], output_dim=s["hidden"],
                      n_window=50, n_window_infer=800, conv_chunksize=500, downsample_hidden_size=16,
-                     max_source_positions=1500)
+                     max_source_positions=1500, initializer_range=ranges["audio"])
         return Qwen3OmniMoeThinkerConfig(
             text_config=text, vision_config=vision, audio_config=audio, position_id_per_seconds=13,
             audio_token_id=ids["audio_token"], image_token_id=ids["image_token"], video_token_id=ids["video_token"],
             audio_start_token_id=ids["audio_bos_token"], vision_start_token_id=ids["vision_bos_token"],
             audio_end_token_id=ids["audio_eos_token"], vision_end_token_id=ids["vision_eos_token"],
-            user_token_id=user_id, tie_word_embeddings=False,
+            user_token_id=user_id, tie_word_embeddings=False, initializer_range=ranges["text"],
         )
     from transformers import Qwen2_5OmniThinkerConfig
 
@@ -104,16 +147,16 @@ def thinker_config(spec: TinyOmniSpec, tokenizer) -> Any:
     vision = dict(depth=s["vis_depth"], hidden_size=s["vis_hidden"], intermediate_size=2 * s["vis_hidden"],
                   num_heads=s["vis_heads"], patch_size=PATCH_SIZE["qwen2_5_omni"], spatial_merge_size=2,
                   temporal_patch_size=2, window_size=112, out_hidden_size=s["hidden"],
-                  fullatt_block_indexes=[s["vis_depth"] - 1])
+                  fullatt_block_indexes=[s["vis_depth"] - 1], initializer_range=ranges["vision"])
     audio = dict(num_mel_bins=128, encoder_layers=s["aud_layers"], encoder_attention_heads=s["aud_heads"],
                  encoder_ffn_dim=2 * s["aud_hidden"], d_model=s["aud_hidden"], output_dim=s["hidden"], n_window=100,
-                 max_source_positions=1500)
+                 max_source_positions=1500, initializer_range=ranges["audio"])
     return Qwen2_5OmniThinkerConfig(
         text_config=text, vision_config=vision, audio_config=audio, position_id_per_seconds=25, seconds_per_chunk=2,
         audio_token_index=ids["audio_token"], image_token_index=ids["image_token"],
         video_token_index=ids["video_token"], audio_start_token_id=ids["audio_bos_token"],
         audio_end_token_id=ids["audio_eos_token"], vision_start_token_id=ids["vision_bos_token"],
-        vision_end_token_id=ids["vision_eos_token"], user_token_id=user_id,
+        vision_end_token_id=ids["vision_eos_token"], user_token_id=user_id, initializer_range=ranges["text"],
     )
 
 
@@ -147,6 +190,7 @@ def build_tiny_thinker(spec: TinyOmniSpec, tokenizer):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(spec.seed)
         model = cls(config)
+        init_media_front_ends(model)
     model.generation_config.eos_token_id = [tokenizer.convert_tokens_to_ids("<|im_end|>"),
                                             tokenizer.convert_tokens_to_ids("<|endoftext|>")]
     model.generation_config.pad_token_id = tokenizer.pad_token_id

@@ -1,0 +1,374 @@
+"""Perception pretraining: the stand-in for the pretraining a real Qwen-Omni checkpoint has had.
+
+A random tiny thinker cannot see or hear the synthetic world, and RL cannot teach it to (a reward for the right
+letter carries far too little signal). This stage gives the RL arms a base that perceives, honestly: supervised
+training on perception only, on clips drawn fresh from the world generator every step (a seed no evaluation world
+uses), never on the cross-modal ("both") questions the RL stages are judged on. Each clip gives one task:
+  - a time-grounded caption of its shapes (silent video or AV) or of its sounds (audio only or AV);
+  - a single-modality question (modality_needs "video" / "audio") answered in the compact grounded format.
+Alongside, the media-word objective: the hidden state at every video / audio placeholder token predicts through
+the LM head the content word of what that token shows or hears (train/perception_data.py). That dense signal is
+what makes the encoders and the language model's reading of media tokens learnable in minutes.
+
+    from omnivideo_r1.train.perception import PerceptionConfig, train_perception, measure_perception
+    history = train_perception(policy, world_config, PerceptionConfig())
+    report = measure_perception(policy, test_samples, eval_config)
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from ..algo.schedule import warmup_cosine
+from ..policy.forward import thinker_of
+from ..schema import AVSample
+from ..synth.questions import LetterDeck
+from ..synth.scene import WorldConfig
+from ..synth.world import make_clip
+from .perception_data import (CAPTION_REQUEST, Weights, audio_token_labels, caption_target, clip_from_frames,
+                              media_words, question_target, single_modality_question, tokenize_pieces,
+                              video_token_labels, word_ids)
+
+TASKS = ("video_caption", "audio_caption", "video_question", "audio_question")
+
+
+@dataclass
+class PerceptionConfig:
+    """Perception pretraining of a (tiny) policy on fresh synthetic clips."""
+
+    steps: int = 1200
+    """Optimizer steps."""
+    batch_size: int = 8
+    """Clips per step (one task each)."""
+    lr: float = 3e-3
+    """AdamW peak learning rate (a small random model needs a large one)."""
+    warmup_steps: int = 50
+    """Linear warm-up steps of the learning rate."""
+    min_lr_fraction: float = 0.05
+    """Cosine decay of the learning rate to lr * this at the last step."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    seed: int = 1000
+    """Seed of the training clips' world; keep it apart from every evaluation world's seed."""
+    fps: float = 2.0
+    """Frames sampled per second, as the evaluation decodes them."""
+    max_frames: int = 8
+    """Frames per clip, as in evaluation."""
+    max_pixels: int | None = 96 * 64
+    """Per-frame pixel cap, as in evaluation (None: the world's frame size)."""
+    caption_share: tuple[float, float] = (0.7, 0.3)
+    """Share of caption tasks (the rest are questions) at the first and the last step, linear in between: captions
+    first teach what is where and when, questions then teach reading that out against the options."""
+    av_share: float = 0.5
+    """Share of tasks shown with both senses; the rest get only the sense the task is about (silent video or audio
+    alone), the conditions the single-modality evaluation and the MA probes use."""
+    media_word_weight: float = 1.0
+    """Weight of the media-word loss relative to the target-text loss."""
+    weights: Weights = field(default_factory=Weights)
+    """Per-token weights of content words, times and template text in the targets."""
+    grad_clip: float = 1.0
+    """Gradient norm clip."""
+    log_every: int = 50
+    """Print a progress line every this many steps (0: never)."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.weights, dict):
+            self.weights = Weights(**self.weights)
+        self.caption_share = tuple(self.caption_share)
+        if self.steps < 1 or self.batch_size < 1 or self.lr <= 0 or not 0 < self.min_lr_fraction <= 1:
+            raise ValueError(f"PerceptionConfig: steps, batch_size, lr must be positive, min_lr_fraction in (0, 1] "
+                             f"({self})")
+        if not all(0.0 <= s <= 1.0 for s in (*self.caption_share, self.av_share)):
+            raise ValueError(f"PerceptionConfig: caption_share and av_share must lie in [0, 1] ({self})")
+
+
+@dataclass
+class Task:
+    """One training row: a prompt, its target tokens with weights, and the media-word labels of its clip."""
+
+    prompt: Any
+    """PolicyPrompt."""
+    ids: list[int]
+    """Target token ids (ending with <|im_end|>)."""
+    weights: list[float]
+    """Loss weight per target token."""
+    timeline: Any
+    """The clip's Timeline (media-word labels are computed once its token counts are known)."""
+    kind: str
+    """One of TASKS."""
+
+
+def _caption_sample(needs: str, clip_id: str) -> AVSample:
+    return AVSample(id=f"perception-{clip_id}-{needs}", video="", question=CAPTION_REQUEST[needs],
+                    options=["-", "-"], answer="A", modality_needs=needs, source="perception")
+
+
+def _make_task(policy, world: WorldConfig, cfg: PerceptionConfig, index: int, kind: str, rng: np.random.Generator,
+               deck: LetterDeck, eos: int) -> Task | None:
+    from ..policy.prompting import PolicyPrompt, make_prompt
+    from ..policy.tokenizer import DEFAULT_SYSTEM
+
+    synth = make_clip(cfg.seed, index, world)
+    clip = clip_from_frames(synth.frames_THWC, synth.audio, world, cfg.fps, cfg.max_frames, cfg.max_pixels)
+    needs = "video" if kind.startswith("video") else "audio"
+    modality = "av" if rng.random() < cfg.av_share else needs
+    if modality == "video":
+        clip = clip.silent()
+    if kind.endswith("caption"):
+        # Captions use the plain system turn: the grounded-answer instructions are about answering questions.
+        prompt = PolicyPrompt(_caption_sample(needs, str(index)), clip, modality, DEFAULT_SYSTEM,
+                              CAPTION_REQUEST[needs])
+        pieces = caption_target(synth.timeline, needs, cfg.weights)
+    else:
+        sample = single_modality_question(synth.timeline, world, rng, deck, needs, f"perception-{index}")
+        if sample is None:
+            return None
+        prompt = make_prompt(sample, clip, modality)
+        pieces = question_target(sample, synth.timeline, cfg.weights)
+    ids, weights = tokenize_pieces(policy.tokenizer, pieces)
+    return Task(prompt, ids + [eos], weights + [cfg.weights.template], synth.timeline, kind)
+
+
+def _media_forward(model, batch: dict, use_audio_in_video: bool):
+    """Last hidden states of the whole batch (run inside the policy's prepared module)."""
+    thinker = thinker_of(model)
+    return thinker.model(**batch, use_audio_in_video=use_audio_in_video, use_cache=False).last_hidden_state
+
+
+def _media_targets(policy, tasks: list[Task], batch: dict, world: WorldConfig, words: dict[str, int],
+                   frame_times: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(mask of video positions, their label matrix, mask of audio positions, their label matrix); a label matrix
+    holds one row per token with 1/k on each of its k words (a token showing a red circle answers "red" and
+    "circle" with half the mass each)."""
+    tok = policy.tokenizer
+    ids = batch["input_ids"]
+    v_mask = ids == tok.convert_tokens_to_ids(tok.video_token)
+    a_mask = ids == tok.convert_tokens_to_ids(tok.audio_token)
+    vocab = thinker_of(policy.model).config.get_text_config().vocab_size
+    grids = batch.get("video_grid_thw")
+    v_rows, a_rows, g = [], [], 0
+    for row, task in enumerate(tasks):
+        n_v = int(v_mask[row].sum())
+        if n_v:
+            labels = video_token_labels(task.timeline, world, frame_times[row], grids[g].tolist())
+            g += 1
+            if len(labels) != n_v:
+                raise RuntimeError(f"{len(labels)} video labels for {n_v} video tokens")
+            v_rows += labels
+        n_a = int(a_mask[row].sum())
+        if n_a:
+            a_rows += audio_token_labels(task.timeline, n_a, world.duration_s)
+
+    def matrix(rows: list[list[str]]) -> torch.Tensor:
+        out = torch.zeros(len(rows), vocab)
+        for i, ws in enumerate(rows):
+            for w in ws:
+                out[i, words[w]] += 1.0 / len(ws)
+        return out
+
+    return v_mask, matrix(v_rows), a_mask, matrix(a_rows)
+
+
+def _soft_ce(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Cross-entropy against soft targets over labelled rows -> (sum of losses, correct top-1 count, rows)."""
+    keep = target.sum(-1) > 0
+    if not keep.any():
+        return logits.sum() * 0.0, torch.tensor(0), 0
+    logits, target = logits[keep], target[keep]
+    loss = -(torch.log_softmax(logits.float(), -1) * target).sum()
+    correct = (target.gather(1, logits.argmax(-1, keepdim=True)) > 0).sum()
+    return loss, correct, int(keep.sum())
+
+
+def task_loss(policy, tasks: list[Task], world: WorldConfig, words: dict[str, int], media_word_weight: float
+              ) -> tuple[torch.Tensor, dict[str, float]]:
+    """Weighted target cross-entropy (mean over weight) + media-word cross-entropy (mean over labelled tokens) for
+    tasks that share one audio flag; returns (loss, stats)."""
+    prompts = [t.prompt for t in tasks]
+    batch, flag, prompt_len, ids_BS, mask_BS = policy._prompt_suffix_batch(prompts, [t.ids for t in tasks])
+    hidden = policy.forward_module_for(None)(_media_forward, batch, flag)
+    lm_head = thinker_of(policy.model).lm_head
+    w_BS = torch.zeros(ids_BS.shape)
+    for row, t in enumerate(tasks):
+        w_BS[row, : len(t.weights)] = torch.as_tensor(t.weights)
+    logits = lm_head(hidden[:, prompt_len - 1: prompt_len - 1 + ids_BS.shape[1]]).float()
+    nll_BS = torch.nn.functional.cross_entropy(logits.transpose(1, 2), ids_BS, reduction="none")
+    text_loss = (nll_BS * w_BS).sum() / w_BS.sum().clamp_min(1e-6)
+    content = w_BS >= 1.0
+    hit_BS = (logits.argmax(-1) == ids_BS) & content
+    stats = {"text_loss": float(text_loss.detach()), "content_correct": float(hit_BS.sum()),
+             "content_n": float(content.sum())}
+    for row, t in enumerate(tasks):  # content-token accuracy per task kind, to see which one lags
+        stats[f"{t.kind}_correct"] = stats.get(f"{t.kind}_correct", 0.0) + float(hit_BS[row].sum())
+        stats[f"{t.kind}_n"] = stats.get(f"{t.kind}_n", 0.0) + float(content[row].sum())
+    frame_times_rows = [t.prompt.clip.frame_times_T if t.prompt.effective_modality in ("av", "video") else None
+                        for t in tasks]
+    v_mask, v_target, a_mask, a_target = _media_targets(policy, tasks, batch, world, words, frame_times_rows)
+    media_loss, n_media = hidden.new_zeros(()), 0
+    for name, mask, target in (("video", v_mask, v_target), ("audio", a_mask, a_target)):
+        if mask.any():
+            loss_sum, correct, n = _soft_ce(lm_head(hidden[mask]), target)
+            media_loss, n_media = media_loss + loss_sum, n_media + n
+            stats[f"{name}_word_correct"], stats[f"{name}_word_n"] = float(correct), float(n)
+    media_loss = media_loss / max(1, n_media)
+    stats["media_loss"] = float(media_loss.detach())
+    return text_loss + media_word_weight * media_loss, stats
+
+
+def _task_kind(step: int, cfg: PerceptionConfig, rng: np.random.Generator) -> str:
+    frac = step / max(1, cfg.steps - 1)
+    caption_share = cfg.caption_share[0] + (cfg.caption_share[1] - cfg.caption_share[0]) * frac
+    group = "caption" if rng.random() < caption_share else "question"
+    return f"{'video' if rng.random() < 0.5 else 'audio'}_{group}"
+
+
+def train_perception(policy, world: WorldConfig, cfg: PerceptionConfig, log: Callable[[str], None] = print
+                     ) -> list[dict[str, float]]:
+    """Train `policy` in place on fresh clips of `world` (seeded by cfg.seed); returns one stats dict per step
+    (loss, text_loss, media_loss, content / video-word / audio-word token accuracy, seconds)."""
+    rng = np.random.default_rng(np.random.SeedSequence(entropy=cfg.seed, spawn_key=(7,)))
+    deck = LetterDeck(np.random.default_rng(np.random.SeedSequence(entropy=cfg.seed, spawn_key=(8,))))
+    eos = policy.tokenizer.convert_tokens_to_ids("<|im_end|>")
+    words = word_ids(policy.tokenizer, media_words(world))
+    params = [p for p in policy.model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_cosine(
+        s, cfg.warmup_steps, max(1, cfg.steps - cfg.warmup_steps - 1), cfg.min_lr_fraction))
+    history: list[dict[str, float]] = []
+    index = 0
+    policy.model.train()
+    t_start = time.perf_counter()
+    for step in range(cfg.steps):
+        tasks: list[Task] = []
+        while len(tasks) < cfg.batch_size:
+            task = _make_task(policy, world, cfg, index, _task_kind(step, cfg, rng), rng, deck, eos)
+            index += 1
+            if task is not None:
+                tasks.append(task)
+        groups: dict[bool, list[Task]] = {}
+        for t in tasks:
+            groups.setdefault(t.prompt.use_audio_in_video, []).append(t)
+        optimizer.zero_grad(set_to_none=True)
+        totals: dict[str, float] = {}
+        for group in groups.values():
+            loss, stats = task_loss(policy, group, world, words, cfg.media_word_weight)
+            (loss * len(group) / len(tasks)).backward()
+            stats["loss"] = float(loss.detach())
+            for k, v in stats.items():
+                weight = len(group) / len(tasks) if k.endswith("loss") else 1.0
+                totals[k] = totals.get(k, 0.0) + v * weight
+        torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        row = {k: v for k, v in totals.items() if k.endswith("loss")}
+        for name in ("content", "video_word", "audio_word", *TASKS):
+            n = totals.get(f"{name}_n", 0.0)
+            row[f"{name}_acc"] = totals.get(f"{name}_correct", 0.0) / n if n else float("nan")
+        row["seconds"] = time.perf_counter() - t_start
+        history.append(row)
+        if cfg.log_every and (step % cfg.log_every == 0 or step == cfg.steps - 1):
+            window = history[-cfg.log_every:]
+            mean = {k: float(np.nanmean([h[k] for h in window])) for k in row}
+            log(f"perception step {step + 1}/{cfg.steps}: loss {mean['loss']:.3f} (text {mean['text_loss']:.3f}, "
+                f"media {mean['media_loss']:.3f}), content acc {mean['content_acc']:.2f}, video-word "
+                f"{mean['video_word_acc']:.2f}, audio-word {mean['audio_word_acc']:.2f}; per task "
+                + " ".join(f"{k} {mean[k + '_acc']:.2f}" for k in TASKS) + f" ({row['seconds']:.0f}s)")
+    policy.model.eval()
+    return history
+
+
+def tower_embeddings(policy, clip) -> dict[str, torch.Tensor]:
+    """{"audio": (tokens, width), "video": (tokens, width)}: what the audio and vision towers hand the language
+    model for `clip` (before any language-model layer), to check that they depend on the clip at all."""
+    processor, thinker = policy.processor, thinker_of(policy.model)
+    inner = thinker.model if hasattr(thinker.model, "audio_tower") else thinker  # Qwen3-Omni nests the towers
+    features = processor.feature_extractor(clip.audio, sampling_rate=processor.feature_extractor.sampling_rate,
+                                           return_attention_mask=True, return_tensors="pt")
+    pixels = processor.video_processor(videos=[clip.frames_THWC], return_tensors="pt")
+    with torch.no_grad():
+        audio = inner.get_audio_features(features["input_features"],
+                                         feature_attention_mask=features["attention_mask"])
+        video = inner.get_video_features(pixels["pixel_values_videos"], pixels["video_grid_thw"])
+    audio = audio if torch.is_tensor(audio) else audio.last_hidden_state
+    video = video if torch.is_tensor(video) else video.pooler_output
+    return {"audio": audio.reshape(-1, audio.shape[-1]),
+            "video": torch.cat(list(video)) if isinstance(video, (tuple, list)) else video}
+
+
+def caption_word_accuracy(policy, samples: Sequence[AVSample], clip_loader: Callable[[AVSample], Any],
+                          world: WorldConfig, weights: Weights | None = None, max_clips: int = 40
+                          ) -> dict[str, dict[str, float]]:
+    """Teacher-forced top-1 accuracy on caption content words (colour / shape / position; sound name) for the
+    distinct clips of `samples`: video captions from silent video, audio captions from audio alone."""
+    from ..policy.prompting import PolicyPrompt
+    from ..policy.tokenizer import DEFAULT_SYSTEM
+    from ..synth.scene import Timeline
+
+    weights = weights or Weights()
+    eos = policy.tokenizer.convert_tokens_to_ids("<|im_end|>")
+    clips = list({s.video: s for s in samples if "timeline" in s.extra}.values())[:max_clips]
+    out: dict[str, dict[str, float]] = {}
+    with torch.no_grad():
+        for needs in ("video", "audio"):
+            correct = total = 0
+            for sample in clips:
+                clip = clip_loader(sample)
+                clip = clip.silent() if needs == "video" else clip
+                modality = "video" if needs == "video" else "audio"
+                timeline = Timeline.from_dict(sample.extra["timeline"])
+                prompt = PolicyPrompt(_caption_sample(needs, sample.id), clip, modality, DEFAULT_SYSTEM,
+                                      CAPTION_REQUEST[needs])
+                ids, w = tokenize_pieces(policy.tokenizer, caption_target(timeline, needs, weights))
+                batch, flag, prompt_len, ids_BS, _ = policy._prompt_suffix_batch([prompt], [ids + [eos]])
+                hidden = policy.forward_module_for(None)(_media_forward, batch, flag)
+                pred = thinker_of(policy.model).lm_head(hidden[0, prompt_len - 1: prompt_len - 1 + len(ids)]).argmax(-1)
+                hit = [bool(p == t) for p, t, wt in zip(pred.tolist(), ids, w) if wt >= weights.content]
+                correct, total = correct + sum(hit), total + len(hit)
+            out[needs] = {"correct": correct, "n": total, "accuracy": correct / total if total else None}
+    return out
+
+
+def measure_perception(policy, samples: Sequence[AVSample], eval_cfg=None, clip_loader=None,
+                       world: WorldConfig | None = None, caption_clips: int = 40) -> dict[str, Any]:
+    """How well `policy` perceives, measured through the normal greedy multiple-choice evaluation.
+
+    Returns {"video_only": stats of video-only questions asked with silent video, "audio_only": stats of
+    audio-only questions asked with audio and video ("av"), "audio_only_audio": the same asked with audio alone,
+    "per_type": {query type: stats}, "caption_words": teacher-forced content-word accuracy of video / audio
+    captions, "rows": the eval rows}; stats carry n, correct, accuracy and the Wilson 95% interval.
+    """
+    from ..eval.report import accuracy_stats
+    from ..eval.runner import EvalConfig, evaluate, load_modality_clip
+    from ..media.decode import load_clip
+
+    eval_cfg = eval_cfg or EvalConfig(fps=2.0, max_frames=8, max_pixels=96 * 64, max_new_tokens=64, batch_size=8)
+    loader = clip_loader or load_clip
+    video_qs = [s for s in samples if s.modality_needs == "video"]
+    audio_qs = [s for s in samples if s.modality_needs == "audio"]
+    rows: list[dict[str, Any]] = []
+    for name, subset, modality in (("video_only", video_qs, "video"), ("audio_only", audio_qs, "av"),
+                                   ("audio_only_audio", audio_qs, "audio")):
+        for row in evaluate(policy, subset, modality, eval_cfg, loader) if subset else []:
+            row["measure"] = name
+            rows.append(row)
+    kind_of = {s.id: (s.extra.get("query") or {}).get("type", s.category) for s in samples}
+    report: dict[str, Any] = {name: accuracy_stats([r for r in rows if r["measure"] == name])
+                              for name in ("video_only", "audio_only", "audio_only_audio")}
+    report["per_type"] = {}
+    for row in rows:
+        if row["measure"] in ("video_only", "audio_only"):
+            report["per_type"].setdefault(kind_of[row["id"]], []).append(row)
+    report["per_type"] = {k: accuracy_stats(v) for k, v in sorted(report["per_type"].items())}
+    if world is not None:
+        def decoded(sample: AVSample):
+            return load_modality_clip(sample, "av", eval_cfg, loader)
+
+        report["caption_words"] = caption_word_accuracy(policy, samples, decoded, world, max_clips=caption_clips)
+    report["rows"] = rows
+    return report

@@ -1,0 +1,141 @@
+"""Perception: media towers that respond to the clip at init, the pretraining targets, and a short training run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import FAMILIES
+from omnivideo_r1.synth.scene import WorldConfig
+from omnivideo_r1.synth.world import make_clip
+from omnivideo_r1.train.perception_data import (NOTHING_WORD, Weights, audio_token_labels, caption_target,
+                                                clip_from_frames, question_target, single_modality_question,
+                                                tokenize_pieces, video_token_labels)
+
+WORLD = WorldConfig(width=96, height=64)
+
+
+def _clip(index: int, world: WorldConfig = WORLD):
+    synth = make_clip(5, index, world)
+    return synth, clip_from_frames(synth.frames_THWC, synth.audio, world, 2.0, 8, world.width * world.height)
+
+
+def _relative_difference(a: torch.Tensor, b: torch.Tensor) -> float:
+    n = min(len(a), len(b))
+    return float((a[:n] - b[:n]).norm() / a[:n].norm())
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_fresh_model_media_embeddings_change_with_the_clip(tiny_dirs, family, one_thread):
+    # Under the stock 0.02-std init the audio tower's output differed by ~1e-4 (relative) between any two clips:
+    # the log-mel content was swamped by the position table, and no gradient could teach the model to hear.
+    from omnivideo_r1.policy.omni import OmniPolicy
+    from omnivideo_r1.train.perception import tower_embeddings
+
+    policy = OmniPolicy.from_pretrained(tiny_dirs[family])
+    first, second = (tower_embeddings(policy, _clip(i)[1]) for i in (0, 1))
+    for tower in ("audio", "video"):
+        assert first[tower].abs().mean() > 1e-2, tower
+        assert _relative_difference(first[tower], second[tower]) > 0.05, tower
+
+
+def test_video_token_labels_follow_the_merged_patch_grid():
+    synth, clip = _clip(0)
+    # 96x64 frames, 16-pixel patches merged 2x2: 3 columns (one per screen position) x 2 rows per time step.
+    labels = video_token_labels(synth.timeline, WORLD, clip.frame_times_T, (4, 4, 6))
+    assert len(labels) == 4 * 2 * 3
+    column = {"left": 0, "center": 1, "right": 2}
+    for t in range(4):
+        on = [e for e in synth.timeline.visual if any(e.start <= ft < e.end for ft in clip.frame_times_T[2 * t:2 * t + 2])]
+        for c in range(3):
+            words = labels[t * 6 + c]  # top row
+            shown = [e for e in on if column[e.position] == c]
+            if not shown:
+                assert words == [NOTHING_WORD]
+            else:
+                assert words in ([e.colour, e.shape] for e in shown)
+
+
+def test_audio_token_labels_name_the_sound_at_each_time():
+    synth, _ = _clip(1)
+    labels = audio_token_labels(synth.timeline, 52, WORLD.duration_s)
+    for k, words in enumerate(labels):
+        t = (k + 0.5) * WORLD.duration_s / 52
+        playing = [a for a in synth.timeline.audio if a.start + 0.04 <= t < a.end - 0.04]
+        if playing:
+            assert words == [{"noise": "noise"}.get(playing[0].sound, playing[0].sound)]
+        elif not any(a.start - 0.04 <= t < a.end + 0.04 for a in synth.timeline.audio):
+            assert words == [NOTHING_WORD]
+
+
+def test_targets_weigh_content_words_and_keep_the_reference_caption_text(tiny_dirs):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_dirs["qwen3_omni"])
+    synth, _ = _clip(2)
+    w = Weights(content=1.0, time=0.5, template=0.1)
+    pieces = caption_target(synth.timeline, "video", w)
+    text = "".join(t for t, _ in pieces)
+    for e in synth.timeline.visual:
+        assert f"<time>{e.start:.1f}-{e.end:.1f}</time><caption>{e.caption}</caption>" in text
+    ids, weights = tokenize_pieces(tok, pieces)
+    content = tok.decode([i for i, wt in zip(ids, weights) if wt == 1.0])
+    assert all(e.colour in content and e.shape in content for e in synth.timeline.visual)
+    assert "appears" not in content and min(weights) == pytest.approx(0.1)
+
+    from omnivideo_r1.synth.questions import LetterDeck
+
+    rng = np.random.default_rng(0)
+    sample = single_modality_question(synth.timeline, WORLD, rng, LetterDeck(rng), "audio", "q")
+    assert sample is not None and sample.modality_needs == "audio"
+    q_text = "".join(t for t, _ in question_target(sample, synth.timeline, w))
+    assert q_text.endswith(f"<thinking> {sample.answer_text}</thinking><answer>{sample.answer}</answer>")
+
+
+def test_single_modality_questions_never_need_both_senses():
+    from omnivideo_r1.synth.questions import LetterDeck
+
+    rng = np.random.default_rng(1)
+    deck = LetterDeck(rng)
+    kinds = set()
+    for i in range(12):
+        synth, _ = _clip(i)
+        for needs in ("video", "audio"):
+            sample = single_modality_question(synth.timeline, WORLD, rng, deck, needs, f"q{i}")
+            if sample is not None:
+                assert sample.modality_needs == needs
+                kinds.add(sample.extra["query"]["type"])
+    assert kinds <= {"colour_of_shape", "colour_of_nth", "object_at_position", "count_beeps", "nth_sound"}
+    assert len(kinds) >= 4
+
+
+def test_perception_training_smoke_lowers_the_loss_and_measures(tiny_dirs, tmp_path, one_thread):
+    from omnivideo_r1.eval.runner import EvalConfig
+    from omnivideo_r1.policy.omni import OmniPolicy
+    from omnivideo_r1.schema import read_samples
+    from omnivideo_r1.synth.world import generate_world
+    from omnivideo_r1.train.perception import PerceptionConfig, measure_perception, train_perception
+
+    torch.manual_seed(0)
+    policy = OmniPolicy.from_pretrained(tiny_dirs["qwen3_omni"])
+    cfg = PerceptionConfig(steps=8, batch_size=4, warmup_steps=1, lr=5e-3, log_every=0)
+    history = train_perception(policy, WORLD, cfg, log=lambda *a: None)
+    assert len(history) == 8
+    assert {"loss", "text_loss", "media_loss", "content_acc", "video_word_acc", "audio_word_acc"} <= set(history[0])
+    assert np.mean([h["media_loss"] for h in history[-2:]]) < history[0]["media_loss"]
+    assert np.mean([h["loss"] for h in history[-2:]]) < history[0]["loss"]
+
+    generate_world(str(tmp_path / "world"), 3, seed=7, config=WORLD)
+    samples = read_samples(str(tmp_path / "world" / "train.jsonl"))
+    samples += read_samples(str(tmp_path / "world" / "test.jsonl"))
+    report = measure_perception(policy, samples, EvalConfig(fps=2.0, max_frames=8, max_pixels=96 * 64,
+                                                            max_new_tokens=8, batch_size=4),
+                                world=WORLD, caption_clips=2)
+    for key in ("video_only", "audio_only", "audio_only_audio"):
+        stats = report[key]
+        assert stats["n"] == stats["scored"] and {"accuracy", "ci_low", "ci_high"} <= set(stats)
+    assert report["video_only"]["n"] == sum(s.modality_needs == "video" for s in samples)
+    assert set(report["caption_words"]) == {"video", "audio"}
+    assert report["caption_words"]["video"]["n"] > 0
+    assert all(r["measure"] in ("video_only", "audio_only", "audio_only_audio") for r in report["rows"])
