@@ -91,6 +91,30 @@ def test_targets_weigh_content_words_and_keep_the_reference_caption_text(tiny_di
     assert sample is not None and sample.modality_needs == "audio"
     q_text = "".join(t for t, _ in question_target(sample, synth.timeline, w))
     assert q_text.endswith(f"<thinking> {sample.answer_text}</thinking><answer>{sample.answer}</answer>")
+    from omnivideo_r1.answers import parse_choice
+
+    as_text = "".join(t for t, _ in question_target(sample, synth.timeline, w, answer_style="text"))
+    assert as_text.endswith(f"<answer> {sample.answer_text}</answer>")
+    assert parse_choice(as_text, sample.options) == sample.answer  # the option's text reads as its letter
+
+
+def test_option_letter_targets_mark_each_option_text_with_its_letter(tiny_dirs):
+    from omnivideo_r1.policy.omni import OmniPolicy
+    from omnivideo_r1.policy.prompting import make_prompt
+    from omnivideo_r1.schema import AVSample
+    from omnivideo_r1.train.perception import answer_letter_ids, option_letter_targets
+
+    policy = OmniPolicy.from_pretrained(tiny_dirs["qwen3_omni"])
+    sample = AVSample(id="q", video="", question="Which object appeared on the left?",
+                      options=["red circle", "blue square", "a low-pitched beep", "2"], answer="C")
+    batch, _ = policy.encode([make_prompt(sample, None, "text")])
+    letters = answer_letter_ids(policy.tokenizer)
+    positions, labels = option_letter_targets(policy.tokenizer, batch["input_ids"], [sample], letters)
+    tok = policy.tokenizer
+    for k, option in enumerate(sample.options):
+        text = "".join(tok.decode([int(batch["input_ids"][0, c])]) for (_, c), lab in zip(positions, labels)
+                       if lab == letters[k])
+        assert text.strip() == option
 
 
 def test_single_modality_questions_never_need_both_senses():

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -31,11 +31,11 @@ from ..schema import AVSample
 from ..synth.questions import LetterDeck
 from ..synth.scene import WorldConfig
 from ..synth.world import make_clip
-from .perception_data import (CAPTION_REQUEST, Weights, audio_token_labels, caption_target, clip_from_frames,
+from .perception_data import (ANSWER_STYLES, CAPTION_REQUEST, Weights, audio_token_labels, caption_target, clip_from_frames,
                               media_words, question_target, single_modality_question, tokenize_pieces,
                               video_token_labels, word_ids)
 
-TASKS = ("video_caption", "audio_caption", "video_question", "audio_question")
+TASKS = ("video_caption", "audio_caption", "video_question", "audio_question", "letter_drill")
 
 
 @dataclass
@@ -72,6 +72,20 @@ class PerceptionConfig:
     """Weight of the media-word loss relative to the target-text loss."""
     weights: Weights = field(default_factory=Weights)
     """Per-token weights of content words, times and template text in the targets."""
+    answer_style: str = "text"
+    """How question targets answer after `<thinking> answer text</thinking>`: "text" (`<answer> red circle</answer>`,
+    the option's own text, which the shared answer parser and the answer reward read as that option's letter) or
+    "letter" (`<answer>B</answer>`). Measured: after 600 steps the model writes the right answer text but a
+    chance-level letter, since finding the letter of the option whose text matches is a lookup it learns last."""
+    letter_drill_rows: int = 0
+    """Extra text-only rows per step that train reading the option letter off the options list: a single-modality
+    question without its clip, the answer text given as part of the target (no loss), the loss on the letter only.
+    The letter lookup is what the model learns last (it writes the right answer text, then a chance letter);
+    these rows are cheap (no media towers) and give it many more examples."""
+    option_letter_weight: float = 0.0
+    """Weight of the option-letter loss: the hidden state at each token of an option's text in the prompt
+    predicts that option's answer-letter token. It writes each option's letter where its text is, so answering
+    becomes finding the option whose text matches the answer text and copying what is stored there."""
     grad_clip: float = 1.0
     """Gradient norm clip."""
     log_every: int = 50
@@ -84,6 +98,8 @@ class PerceptionConfig:
         if self.steps < 1 or self.batch_size < 1 or self.lr <= 0 or not 0 < self.min_lr_fraction <= 1:
             raise ValueError(f"PerceptionConfig: steps, batch_size, lr must be positive, min_lr_fraction in (0, 1] "
                              f"({self})")
+        if self.answer_style not in ANSWER_STYLES:
+            raise ValueError(f"PerceptionConfig.answer_style {self.answer_style!r} must be one of {ANSWER_STYLES}")
         if not all(0.0 <= s <= 1.0 for s in (*self.caption_share, self.av_share)):
             raise ValueError(f"PerceptionConfig: caption_share and av_share must lie in [0, 1] ({self})")
 
@@ -130,9 +146,28 @@ def _make_task(policy, world: WorldConfig, cfg: PerceptionConfig, index: int, ki
         if sample is None:
             return None
         prompt = make_prompt(sample, clip, modality)
-        pieces = question_target(sample, synth.timeline, cfg.weights)
+        pieces = question_target(sample, synth.timeline, cfg.weights, answer_style=cfg.answer_style)
     ids, weights = tokenize_pieces(policy.tokenizer, pieces)
     return Task(prompt, ids + [eos], weights + [cfg.weights.template], synth.timeline, kind)
+
+
+def _letter_drill_task(policy, world: WorldConfig, rng: np.random.Generator, deck: LetterDeck, index: int,
+                       eos: int) -> Task | None:
+    from ..policy.prompting import make_prompt
+    from ..synth.scene import sample_timeline
+
+    timeline = sample_timeline(rng, world)
+    needs = "video" if rng.random() < 0.5 else "audio"
+    sample = single_modality_question(timeline, world, rng, deck, needs, f"drill-{index}")
+    if sample is None:
+        return None
+    silent = Weights(content=0.0, time=0.0, template=0.0)
+    pieces = question_target(sample, timeline, silent)[-5:]  # <thinking> text </thinking><answer> X </answer>
+    pieces[3] = (pieces[3][0], 1.0)
+    ids, weights = tokenize_pieces(policy.tokenizer, pieces)
+    # No system turn: it is ~130 of the prompt's ~250 tokens and plays no part in finding the letter.
+    prompt = replace(make_prompt(sample, None, "text"), system="")
+    return Task(prompt, ids + [eos], weights + [0.0], timeline, "letter_drill")
 
 
 def _media_forward(model, batch: dict, use_audio_in_video: bool):
@@ -186,7 +221,8 @@ def _soft_ce(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, 
     return loss, correct, int(keep.sum())
 
 
-def task_loss(policy, tasks: list[Task], world: WorldConfig, words: dict[str, int], media_word_weight: float
+def task_loss(policy, tasks: list[Task], world: WorldConfig, words: dict[str, int], media_word_weight: float,
+              option_letter_weight: float = 0.0, letter_ids: list[int] | None = None
               ) -> tuple[torch.Tensor, dict[str, float]]:
     """Weighted target cross-entropy (mean over weight) + media-word cross-entropy (mean over labelled tokens) for
     tasks that share one audio flag; returns (loss, stats)."""
@@ -218,7 +254,53 @@ def task_loss(policy, tasks: list[Task], world: WorldConfig, words: dict[str, in
             stats[f"{name}_word_correct"], stats[f"{name}_word_n"] = float(correct), float(n)
     media_loss = media_loss / max(1, n_media)
     stats["media_loss"] = float(media_loss.detach())
-    return text_loss + media_word_weight * media_loss, stats
+    loss = text_loss + media_word_weight * media_loss
+    positions, letters = option_letter_targets(policy.tokenizer, batch["input_ids"][:, :prompt_len],
+                                               [t.prompt.sample for t in tasks], letter_ids)
+    if option_letter_weight and positions:
+        rows, cols = zip(*positions)
+        logits_opt = lm_head(hidden[list(rows), list(cols)]).float()
+        target = torch.as_tensor(letters)
+        opt_loss = torch.nn.functional.cross_entropy(logits_opt, target)
+        loss = loss + option_letter_weight * opt_loss
+        stats["option_loss"] = float(opt_loss.detach())
+        stats["option_correct"], stats["option_n"] = float((logits_opt.argmax(-1) == target).sum()), len(letters)
+    return loss, stats
+
+
+def answer_letter_ids(tokenizer, n: int = 4) -> list[int]:
+    """The token the model writes for each option letter right after `<answer>` (it merges with the ">")."""
+    from ..schema import LETTERS
+
+    return [tokenizer.encode(f"<answer>{letter}", add_special_tokens=False)[-1] for letter in LETTERS[:n]]
+
+
+def option_letter_targets(tokenizer, prompt_ids, samples, letter_ids: list[int]
+                          ) -> tuple[list[tuple[int, int]], list[int]]:
+    """(row, position) of every token of every option's text in the prompts' option lists ("\nB. red circle\n"),
+    and the answer-letter token each should predict. Rows whose prompt has no option list give nothing."""
+    from ..schema import LETTERS
+
+    newline, dot = (tokenizer.convert_tokens_to_ids(tokenizer.tokenize(t))[0] for t in ("\n", "."))
+    letter_tok = [tokenizer.convert_tokens_to_ids(tokenizer.tokenize(letter))[0] for letter in LETTERS[:4]]
+    positions, labels = [], []
+    for row, sample in enumerate(samples):
+        if sample.source == "perception":  # caption tasks have no options
+            continue
+        ids = prompt_ids[row].tolist()
+        n = len(sample.options)
+        starts = [i for i in range(len(ids) - 2) if ids[i] == newline and ids[i + 1] == letter_tok[0]
+                  and ids[i + 2] == dot]
+        if not starts or n > len(letter_ids):
+            continue
+        i = starts[-1] + 3  # the last "\nA." opens the option list
+        for k in range(n):
+            while i < len(ids) and ids[i] != newline:
+                positions.append((row, i))
+                labels.append(letter_ids[k])
+                i += 1
+            i += 3  # "\n", the next letter, "."
+    return positions, labels
 
 
 def _task_kind(step: int, cfg: PerceptionConfig, rng: np.random.Generator) -> str:
@@ -236,6 +318,7 @@ def train_perception(policy, world: WorldConfig, cfg: PerceptionConfig, log: Cal
     deck = LetterDeck(np.random.default_rng(np.random.SeedSequence(entropy=cfg.seed, spawn_key=(8,))))
     eos = policy.tokenizer.convert_tokens_to_ids("<|im_end|>")
     words = word_ids(policy.tokenizer, media_words(world))
+    letter_ids = answer_letter_ids(policy.tokenizer)
     params = [p for p in policy.model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_cosine(
@@ -251,13 +334,21 @@ def train_perception(policy, world: WorldConfig, cfg: PerceptionConfig, log: Cal
             index += 1
             if task is not None:
                 tasks.append(task)
+        drills = 0
+        while drills < cfg.letter_drill_rows:
+            task = _letter_drill_task(policy, world, rng, deck, index, eos)
+            index += 1
+            if task is not None:
+                tasks.append(task)
+                drills += 1
         groups: dict[bool, list[Task]] = {}
         for t in tasks:
             groups.setdefault(t.prompt.use_audio_in_video, []).append(t)
         optimizer.zero_grad(set_to_none=True)
         totals: dict[str, float] = {}
         for group in groups.values():
-            loss, stats = task_loss(policy, group, world, words, cfg.media_word_weight)
+            loss, stats = task_loss(policy, group, world, words, cfg.media_word_weight, cfg.option_letter_weight,
+                                    letter_ids)
             (loss * len(group) / len(tasks)).backward()
             stats["loss"] = float(loss.detach())
             for k, v in stats.items():
@@ -267,7 +358,7 @@ def train_perception(policy, world: WorldConfig, cfg: PerceptionConfig, log: Cal
         optimizer.step()
         scheduler.step()
         row = {k: v for k, v in totals.items() if k.endswith("loss")}
-        for name in ("content", "video_word", "audio_word", *TASKS):
+        for name in ("content", "video_word", "audio_word", "option", *TASKS):
             n = totals.get(f"{name}_n", 0.0)
             row[f"{name}_acc"] = totals.get(f"{name}_correct", 0.0) / n if n else float("nan")
         row["seconds"] = time.perf_counter() - t_start
@@ -277,7 +368,8 @@ def train_perception(policy, world: WorldConfig, cfg: PerceptionConfig, log: Cal
             mean = {k: float(np.nanmean([h[k] for h in window])) for k in row}
             log(f"perception step {step + 1}/{cfg.steps}: loss {mean['loss']:.3f} (text {mean['text_loss']:.3f}, "
                 f"media {mean['media_loss']:.3f}), content acc {mean['content_acc']:.2f}, video-word "
-                f"{mean['video_word_acc']:.2f}, audio-word {mean['audio_word_acc']:.2f}; per task "
+                f"{mean['video_word_acc']:.2f}, audio-word {mean['audio_word_acc']:.2f}, option-letter {mean['option_acc']:.2f}; "
+                "per task "
                 + " ".join(f"{k} {mean[k + '_acc']:.2f}" for k in TASKS) + f" ({row['seconds']:.0f}s)")
     policy.model.eval()
     return history

@@ -35,6 +35,8 @@ SOUND_WORD = {"low": "low", "mid": "mid", "high": "high", "noise": "noise"}
 """The word of a sound's caption that names it ("A low-pitched beep sounds.", "A burst of noise sounds.")."""
 SINGLE_MODALITY_TYPES = {kind: needs for kind, (needs, _) in QUERY_TYPES.items() if needs in ("video", "audio")}
 """Query types that one modality alone answers; the "both" types are never trained on here."""
+ANSWER_STYLES = ("letter", "text")
+"""How a question target answers: with the option letter, or with the option's text."""
 CAPTION_REQUEST = {
     "video": "Describe each shape that appears, with its time range.",
     "audio": "Describe each sound that is heard, with its time range.",
@@ -78,8 +80,13 @@ def caption_target(timeline: Timeline, modality: str, w: Weights) -> Pieces:
     return [p for e in sorted(events, key=lambda e: e.start) for p in caption_pieces(e, w)]
 
 
-def question_target(sample: AVSample, timeline: Timeline, w: Weights, max_segments: int = 3) -> Pieces:
-    """The compact grounded answer: evidence segments, `<thinking> answer text</thinking><answer>X</answer>`."""
+def question_target(sample: AVSample, timeline: Timeline, w: Weights, max_segments: int = 3,
+                    answer_style: str = "letter") -> Pieces:
+    """The compact grounded answer: evidence segments, `<thinking> answer text</thinking>`, then
+    `<answer>X</answer>` (answer_style "letter") or `<answer> answer text</answer>` ("text": the option's own
+    text, which the shared answer parser reads as that option's letter)."""
+    if answer_style not in ANSWER_STYLES:
+        raise ValueError(f"answer_style {answer_style!r} must be one of {ANSWER_STYLES}")
     spans = [(e["start"], e["end"]) for e in sample.extra.get("evidence", [])][:max_segments]
     events = [e for e in timeline.visual + timeline.audio if (e.start, e.end) in spans]
     events.sort(key=lambda e: (e.start, e.end))
@@ -87,8 +94,9 @@ def question_target(sample: AVSample, timeline: Timeline, w: Weights, max_segmen
     # " red circle", with its leading space, is tokenised exactly as the option line "B. red circle" and the
     # caption are; "<thinking>red" would start with a different token and turn the lookup of the option's letter
     # into a word-to-word mapping the model must learn per word.
+    answer = sample.answer if answer_style == "letter" else f" {sample.answer_text}"
     return pieces + [("<thinking>", w.template), (f" {sample.answer_text}", w.content),
-                     ("</thinking><answer>", w.template), (sample.answer, w.content), ("</answer>", w.template)]
+                     ("</thinking><answer>", w.template), (answer, w.content), ("</answer>", w.template)]
 
 
 def tokenize_pieces(tokenizer, pieces: Pieces) -> tuple[list[int], list[float]]:
