@@ -47,7 +47,8 @@ def test_video_token_labels_follow_the_merged_patch_grid():
     assert len(labels) == 4 * 2 * 3
     column = {"left": 0, "center": 1, "right": 2}
     for t in range(4):
-        on = [e for e in synth.timeline.visual if any(e.start <= ft < e.end for ft in clip.frame_times_T[2 * t:2 * t + 2])]
+        frames = clip.frame_times_T[2 * t:2 * t + 2]
+        on = [e for e in synth.timeline.visual if any(e.start <= ft < e.end for ft in frames)]
         for c in range(3):
             words = labels[t * 6 + c]  # top row
             shown = [e for e in on if column[e.position] == c]

@@ -24,7 +24,7 @@ from ..media.frames import resize_frame
 from ..media.types import Clip
 from ..schema import AVSample
 from ..synth.questions import QUERY_TYPES, LetterDeck, candidate_queries, make_question
-from ..synth.scene import SOUND_NAME, Timeline, WorldConfig, _shape_mask
+from ..synth.scene import Timeline, WorldConfig, _shape_mask
 
 Pieces = list[tuple[str, float]]
 """A target as (text, loss weight) pieces; their concatenation is the target text."""
