@@ -131,6 +131,9 @@ CASES = [
     # demo
     ("demo-bad-key", ["demo", "out_dir={root}/demo", "n_clip=3"], "unknown key(s) ['n_clip']"),
     ("demo-bad-type", ["demo", "out_dir={root}/demo", "n_clips=many"], "n_clips: expected an integer"),
+    ("demo-perception-on-the-eval-world", ["demo", "out_dir={root}/demo", "perception_pretraining=true",
+                                           "perception.seed=0"], "perception.seed 0 equals seed 0"),
+    ("demo-bad-model-size", ["demo", "out_dir={root}/demo", "model_size=huge"], "model_size"),
 ]
 
 

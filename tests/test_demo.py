@@ -9,6 +9,7 @@ import pytest
 
 from omnivideo_r1.eval.demo_report import ARM_LABELS, ARMS, answer_entropy_bits, answer_spread, paper_shape
 from omnivideo_r1.train.demo import DemoConfig, arm_config, run_demo
+from omnivideo_r1.train.perception import PerceptionConfig
 
 
 @pytest.mark.slow
@@ -26,7 +27,8 @@ def test_demo_smoke_writes_a_consistent_ablation(tmp_path, monkeypatch):
     out = tmp_path / "demo"
     cfg = DemoConfig(out_dir=str(out), n_clips=8, splits=[0.5, 0.0, 0.5], max_frames=4, sft_steps=3,
                      sft_batch_size=4, rl_steps_qi=1, rl_steps_ma=1, prompts_per_step=2, rollouts_per_prompt=2,
-                     minibatches_per_rollout=1, max_new_tokens=12, eval_limit=4)
+                     minibatches_per_rollout=1, max_new_tokens=12, eval_limit=4, perception_pretraining=True,
+                     perception=PerceptionConfig(steps=2, batch_size=2, log_every=0))
     result = run_demo(cfg)
 
     # Supervised training never sees the cross-modal questions the RL arms are judged on.
@@ -58,6 +60,8 @@ def test_demo_smoke_writes_a_consistent_ablation(tmp_path, monkeypatch):
     perception = saved["base_perception"]
     silent_video = table[ARM_LABELS["base"]].get("video/video")
     assert perception["video-only questions, silent video"]["scored"] == (silent_video or {}).get("scored", 0)
+    assert set(perception["caption_words"]) == {"video", "audio"}
+    assert saved["timings_s"]["perception"] > 0
     audio_only = perception["audio-only questions, audio alone"]
     assert audio_only["scored"] == (table[ARM_LABELS["base"]].get("av/audio") or {}).get("scored", 0)
 

@@ -142,7 +142,13 @@ def render_markdown(table: dict, modalities: list[str], *, config: dict, timings
               "decoded once on the held-out test split, which nothing in the run was tuned on.", ""]
     if perception:
         lines += ["Base perception (before RL), single-modality test questions: " + "; ".join(
-            f"{name} {_cell(stats)}" for name, stats in perception.items() if isinstance(stats, dict)) + ".", ""]
+            f"{name} {_cell(stats)}" for name, stats in perception.items() if "accuracy" in stats) + "."]
+        words = perception.get("caption_words")
+        if words:
+            lines.append("Caption content words predicted right (teacher-forced, test clips): " + ", ".join(
+                f"{sense} {100 * s['accuracy']:.1f}% of {s['n']}" for sense, s in words.items()
+                if s.get("accuracy") is not None) + ".")
+        lines.append("")
     shape = paper_shape(table)
     av = {a: table[ARM_LABELS[a]]["av"] for a in ARMS if "av" in table.get(ARM_LABELS[a], {})}
     if shape["av_shape"] is not None:
@@ -227,7 +233,7 @@ def plot_demo(path: str, curves: dict, sft_losses: list[float], table: dict, mod
 
     bars = {label: {m: entry[m] for m in modalities if m in entry} for label, entry in table.items()}
     if perception:
-        bars["base perception"] = {k: v for k, v in perception.items() if isinstance(v, dict)}
+        bars["base perception"] = {k: v for k, v in perception.items() if "accuracy" in v}
     series = sorted({m for per in bars.values() for m in per}, key=lambda m: (m not in modalities, m))
     labels = list(bars)
     width = 0.8 / max(1, len(series))

@@ -16,7 +16,11 @@ import argparse
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from typing import Literal
+
+from ..synth.scene import WorldConfig
+from .perception import PerceptionConfig
 
 from ..eval.demo_report import (ARM_LABELS, ARMS, ablation_table, answer_spread, base_perception, paper_shape,
                                 plot_demo, read_curves, render_markdown)
@@ -40,6 +44,17 @@ class DemoConfig:
     """train / val / test fractions of clips (test: 40 clips, 120 questions at the default n_clips)."""
     family: str = "qwen3_omni"
     """Tiny model class: qwen3_omni or qwen2_5_omni."""
+    model_size: Literal["tiny", "demo", "small"] = "tiny"
+    """Size of the random thinker (policy/tiny.py): "tiny" (~0.4M parameters), "demo" (~1.4M) or "small" (~20M)."""
+    world: WorldConfig = field(default_factory=WorldConfig)
+    """The synthetic world's settings (frame size, events per clip, questions per clip); e.g. world.width=96."""
+    perception_pretraining: bool = False
+    """Before the format warm start, train the random model on perception only (train/perception.py: captions of
+    each sense's events and single-modality questions on fresh clips of another seed, never a cross-modal
+    question), the stand-in for a real checkpoint's pretraining. Off by default: measured so far it teaches the
+    model to caption what it sees and hears, not yet to answer the questions (docs/demo-results.md)."""
+    perception: PerceptionConfig = field(default_factory=PerceptionConfig)
+    """Perception pretraining settings; its media settings (frames, pixels) are taken from this config's."""
     threads: int = 1
     """torch CPU threads (0: leave torch's default). See the class docstring."""
     max_frames: int = 8
@@ -87,6 +102,11 @@ class DemoConfig:
     modalities: list[str] = field(default_factory=lambda: ["av", "video"])
     """Evaluation conditions: av (with audio) and video (silent: audio removed)."""
 
+    def __post_init__(self) -> None:
+        if self.perception_pretraining and self.perception.seed == self.seed:
+            raise ValueError(f"perception.seed {self.perception.seed} equals seed {self.seed}: perception "
+                             "pretraining would train on the clips of the world the demo evaluates on; pick another")
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("overrides", nargs="*", help="key=value overrides of DemoConfig, e.g. rl_steps_qi=10")
@@ -104,7 +124,8 @@ def run_demo(cfg: DemoConfig) -> dict:
     import torch
 
     from ..eval.report import write_report
-    from ..eval.runner import EvalConfig, evaluate
+    from ..eval.runner import EvalConfig, evaluate, load_modality_clip
+    from ..media.decode import load_clip
     from ..media.cache import ClipCache
     from ..media.types import MediaError
     from ..policy.omni import OmniPolicy
@@ -112,6 +133,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     from ..schema import read_samples
     from ..synth.world import generate_world
     from .gspo_train import train
+    from .perception import caption_word_accuracy, train_perception
     from .sft import SFTConfig, warm_start
 
     if cfg.threads > 0:
@@ -128,7 +150,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     # 1. the world
     world = os.path.join(out, "world")
     t0 = time.perf_counter()
-    summary = generate_world(world, cfg.n_clips, seed=cfg.seed, splits=tuple(cfg.splits))
+    summary = generate_world(world, cfg.n_clips, seed=cfg.seed, splits=tuple(cfg.splits), config=cfg.world)
     timings["world"] = time.perf_counter() - t0
     print(f"[demo] world: clips {summary['clips']}, questions {summary['questions']} ({timings['world']:.0f}s)")
     train_samples = read_samples(os.path.join(world, "train.jsonl"))
@@ -139,8 +161,15 @@ def run_demo(cfg: DemoConfig) -> dict:
     # 2. tiny real-class policy + warm start on the format
     t0 = time.perf_counter()
     init_dir, base_dir = os.path.join(out, "init"), os.path.join(out, "base")
-    build_tiny_policy_files(init_dir, TinyOmniSpec(family=cfg.family, seed=cfg.seed))
+    build_tiny_policy_files(init_dir, TinyOmniSpec(family=cfg.family, size=cfg.model_size, seed=cfg.seed))
     policy = OmniPolicy.from_pretrained(init_dir)
+    if cfg.perception_pretraining:
+        t1 = time.perf_counter()
+        pcfg = replace(cfg.perception, fps=2.0, max_frames=cfg.max_frames, max_pixels=cfg.max_pixels)
+        history = train_perception(policy, cfg.world, pcfg, log=lambda line: print(f"[demo] {line}"))
+        timings["perception"] = time.perf_counter() - t1
+        print(f"[demo] perception pretraining: {pcfg.steps} steps, loss {history[0]['loss']:.2f} -> "
+              f"{history[-1]['loss']:.2f} ({timings['perception']:.0f}s)")
 
     # Decoded clips are cached: the warm start visits every training clip many times.
     clip_cache = ClipCache(512 * 2**20)
@@ -200,6 +229,11 @@ def run_demo(cfg: DemoConfig) -> dict:
     audio_rows = evaluate(policy, [s for s in test_samples if s.modality_needs == "audio"], "audio", ecfg)
     del policy
     perception = base_perception(rows, audio_rows)
+    if cfg.perception_pretraining:  # teacher-forced caption content words, per sense, on the test clips
+        policy = OmniPolicy.from_pretrained(base_dir)
+        perception["caption_words"] = caption_word_accuracy(
+            policy, test_samples, lambda s: load_modality_clip(s, "av", ecfg, load_clip), cfg.world)
+        del policy
     write_report(rows, os.path.join(out, "eval"), title="OmniVideo-R1 demo: synthetic world, test split")
     timings["eval"] = time.perf_counter() - t0
 
