@@ -13,7 +13,8 @@ from omnivideo_r1.train.perception import PerceptionConfig
 
 
 @pytest.mark.slow
-def test_demo_smoke_writes_a_consistent_ablation(tmp_path, monkeypatch):
+@pytest.mark.parametrize("perceive", [False, True], ids=["format-warm-start", "perception-pretraining"])
+def test_demo_smoke_writes_a_consistent_ablation(tmp_path, monkeypatch, perceive):
     import omnivideo_r1.train.sft as sft
 
     supervised = []
@@ -27,12 +28,16 @@ def test_demo_smoke_writes_a_consistent_ablation(tmp_path, monkeypatch):
     out = tmp_path / "demo"
     cfg = DemoConfig(out_dir=str(out), n_clips=8, splits=[0.5, 0.0, 0.5], max_frames=4, sft_steps=3,
                      sft_batch_size=4, rl_steps_qi=1, rl_steps_ma=1, prompts_per_step=2, rollouts_per_prompt=2,
-                     minibatches_per_rollout=1, max_new_tokens=12, eval_limit=4, perception_pretraining=True,
+                     minibatches_per_rollout=1, max_new_tokens=12, eval_limit=4, perception_pretraining=perceive,
                      perception=PerceptionConfig(steps=2, batch_size=2, log_every=0))
     result = run_demo(cfg)
 
-    # Supervised training never sees the cross-modal questions the RL arms are judged on.
-    assert supervised and {s.modality_needs for s in supervised} <= {"video", "audio"}
+    # Supervised training never sees the cross-modal questions the RL arms are judged on (perception pretraining
+    # builds its own single-modality questions: tests/test_perception.py).
+    if not perceive:
+        assert supervised and {s.modality_needs for s in supervised} <= {"video", "audio"}
+    else:
+        assert not supervised  # the format warm start is replaced, not run on top
     for name in ("ablation.md", "ablation.json", "ablation.png", "eval/results.jsonl", "viewer/index.html"):
         assert (out / name).is_file() and os.path.getsize(out / name) > 0, name
     assert result["viewer"] == str(out / "viewer" / "index.html")
@@ -60,8 +65,11 @@ def test_demo_smoke_writes_a_consistent_ablation(tmp_path, monkeypatch):
     perception = saved["base_perception"]
     silent_video = table[ARM_LABELS["base"]].get("video/video")
     assert perception["video-only questions, silent video"]["scored"] == (silent_video or {}).get("scored", 0)
-    assert set(perception["caption_words"]) == {"video", "audio"}
-    assert saved["timings_s"]["perception"] > 0
+    if perceive:
+        assert set(perception["caption_words"]) == {"video", "audio"}
+        assert saved["timings_s"]["perception"] > 0
+    else:
+        assert "caption_words" not in perception and saved["timings_s"]["warm_start"] > 0
     audio_only = perception["audio-only questions, audio alone"]
     assert audio_only["scored"] == (table[ARM_LABELS["base"]].get("av/audio") or {}).get("scored", 0)
 

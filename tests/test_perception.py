@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
+
+from omnivideo_r1.answers import extract_answer_block, parse_choice
 import pytest
 import torch
 
@@ -90,8 +92,16 @@ def test_targets_weigh_content_words_and_keep_the_reference_caption_text(tiny_di
     rng = np.random.default_rng(0)
     sample = single_modality_question(synth.timeline, WORLD, rng, LetterDeck(rng), "audio", "q")
     assert sample is not None and sample.modality_needs == "audio"
-    q_text = "".join(t for t, _ in question_target(sample, synth.timeline, w))
+    listing = "".join(t for t, _ in caption_target(synth.timeline, "audio", w))
+    q_text = "".join(t for t, _ in question_target(sample, synth.timeline, w))  # every sound, then the text
+    assert q_text == listing + f"<thinking> {sample.answer_text}</thinking><answer> {sample.answer_text}</answer>"
+    assert parse_choice(extract_answer_block(q_text), sample.options) == sample.answer
+    q_text = "".join(t for t, _ in question_target(sample, synth.timeline, w, "query", "letter"))
+    spans = [f"<time>{e['start']:.1f}-{e['end']:.1f}</time>" for e in sample.extra["evidence"]]
+    assert q_text.startswith(spans[0]) and q_text.count("<time>") == len(spans)
     assert q_text.endswith(f"<thinking> {sample.answer_text}</thinking><answer>{sample.answer}</answer>")
+    with pytest.raises(ValueError, match="evidence"):
+        question_target(sample, synth.timeline, w, "some")
     from omnivideo_r1.answers import parse_choice
 
     as_text = "".join(t for t, _ in question_target(sample, synth.timeline, w, answer_style="text"))

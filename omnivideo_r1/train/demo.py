@@ -49,10 +49,10 @@ class DemoConfig:
     world: WorldConfig = field(default_factory=WorldConfig)
     """The synthetic world's settings (frame size, events per clip, questions per clip); e.g. world.width=96."""
     perception_pretraining: bool = False
-    """Before the format warm start, train the random model on perception only (train/perception.py: captions of
-    each sense's events and single-modality questions on fresh clips of another seed, never a cross-modal
-    question), the stand-in for a real checkpoint's pretraining. Off by default: measured so far it teaches the
-    model to caption what it sees and hears, not yet to answer the questions (docs/demo-results.md)."""
+    """Instead of the format-only warm start, train the random model on perception (train/perception.py: captions
+    of each sense's events and single-modality questions answered in the grounded format, on fresh clips of
+    another seed, never a cross-modal question), the stand-in for a real checkpoint's pretraining. Its replies
+    list the events before answering: set max_new_tokens >= 128. Results: docs/demo-results.md."""
     perception: PerceptionConfig = field(default_factory=PerceptionConfig)
     """Perception pretraining settings; its media settings (frames, pixels) are taken from this config's."""
     threads: int = 1
@@ -158,40 +158,38 @@ def run_demo(cfg: DemoConfig) -> dict:
     if cfg.eval_limit:
         test_samples = test_samples[: cfg.eval_limit]
 
-    # 2. tiny real-class policy + warm start on the format
+    # 2. tiny real-class policy, then supervised training: perception pretraining (which also teaches the grounded
+    # reply format) or the format-only warm start. Supervision never sees a cross-modal ("both") question: those
+    # are what the RL stages are judged on.
     t0 = time.perf_counter()
     init_dir, base_dir = os.path.join(out, "init"), os.path.join(out, "base")
     build_tiny_policy_files(init_dir, TinyOmniSpec(family=cfg.family, size=cfg.model_size, seed=cfg.seed))
     policy = OmniPolicy.from_pretrained(init_dir)
     if cfg.perception_pretraining:
-        t1 = time.perf_counter()
         pcfg = replace(cfg.perception, fps=2.0, max_frames=cfg.max_frames, max_pixels=cfg.max_pixels)
         history = train_perception(policy, cfg.world, pcfg, log=lambda line: print(f"[demo] {line}"))
-        timings["perception"] = time.perf_counter() - t1
-        print(f"[demo] perception pretraining: {pcfg.steps} steps, loss {history[0]['loss']:.2f} -> "
-              f"{history[-1]['loss']:.2f} ({timings['perception']:.0f}s)")
+        sft_losses = [h["loss"] for h in history]
+    else:
+        clip_cache = ClipCache(512 * 2**20)  # the warm start visits every training clip many times
 
-    # Decoded clips are cached: the warm start visits every training clip many times.
-    clip_cache = ClipCache(512 * 2**20)
+        def clip_for(sample):
+            try:
+                return clip_cache.get_or_load(sample.video, fps=2.0, max_frames=cfg.max_frames,
+                                              max_pixels=cfg.max_pixels, start=sample.start, end=sample.end,
+                                              audio_path=sample.audio)
+            except MediaError as exc:
+                print(f"[demo] skipping {sample.id}: {exc}")
+                return None
 
-    def clip_for(sample):
-        try:
-            return clip_cache.get_or_load(sample.video, fps=2.0, max_frames=cfg.max_frames,
-                                          max_pixels=cfg.max_pixels, start=sample.start, end=sample.end, audio_path=sample.audio)
-        except MediaError as exc:
-            print(f"[demo] skipping {sample.id}: {exc}")
-            return None
-
-    sft_cfg = SFTConfig(steps=cfg.sft_steps, lr=cfg.sft_lr, batch_size=cfg.sft_batch_size, seed=cfg.seed,
-                        target_style=cfg.sft_target, min_lr_fraction=cfg.sft_min_lr_fraction)
-    # Supervision never sees a cross-modal ("both") question: those are what the RL stages are judged on, so the
-    # warm start learns the reply format from the single-modality questions only.
-    sft_samples = [s for s in train_samples if s.modality_needs != "both"]
-    sft_losses = warm_start(policy, sft_samples, clip_for, sft_cfg)
-    clip_cache.clear()  # free the decoded clips before the RL arms load their own
+        sft_cfg = SFTConfig(steps=cfg.sft_steps, lr=cfg.sft_lr, batch_size=cfg.sft_batch_size, seed=cfg.seed,
+                            target_style=cfg.sft_target, min_lr_fraction=cfg.sft_min_lr_fraction)
+        sft_losses = warm_start(policy, [s for s in train_samples if s.modality_needs != "both"], clip_for, sft_cfg)
+        clip_cache.clear()  # free the decoded clips before the RL arms load their own
     policy.save_pretrained(base_dir)
     del policy
-    timings["warm_start"] = time.perf_counter() - t0
+    timings["perception" if cfg.perception_pretraining else "warm_start"] = time.perf_counter() - t0
+    print(f"[demo] base: supervised loss {sft_losses[0]:.2f} -> {sft_losses[-1]:.2f} "
+          f"({time.perf_counter() - t0:.0f}s)")
 
     # 3. the ablation arms: QI, MA, QI -> MA, all from the same warm-started base
     model_dirs = {"base": base_dir}

@@ -30,9 +30,9 @@ from ..schema import AVSample
 from ..synth.questions import LetterDeck
 from ..synth.scene import WorldConfig
 from ..synth.world import make_clip
-from .perception_data import (ANSWER_STYLES, CAPTION_REQUEST, Weights, audio_token_labels, caption_target,
-                              clip_from_frames, media_words, question_target, single_modality_question,
-                              tokenize_pieces, video_token_labels, word_ids)
+from .perception_data import (ANSWER_STYLES, CAPTION_REQUEST, QUESTION_EVIDENCE, Weights, audio_token_labels,
+                              caption_target, clip_from_frames, media_words, question_target,
+                              single_modality_question, tokenize_pieces, video_token_labels, word_ids)
 
 TASKS = ("video_caption", "audio_caption", "video_question", "audio_question", "letter_drill")
 
@@ -68,6 +68,9 @@ class PerceptionConfig:
     av_share: float = 0.5
     """Share of tasks shown with both senses; the rest get only the sense the task is about (silent video or audio
     alone), the conditions the single-modality evaluation and the MA probes use."""
+    question_evidence: str = "all"
+    """What question targets ground before answering: "all" events of the needed sense, or the "query"'s own
+    evidence segments (train/perception_data.py: question_target)."""
     media_word_weight: float = 1.0
     """Weight of the media-word loss relative to the target-text loss."""
     weights: Weights = field(default_factory=Weights)
@@ -98,8 +101,9 @@ class PerceptionConfig:
         if self.steps < 1 or self.batch_size < 1 or self.lr <= 0 or not 0 < self.min_lr_fraction <= 1:
             raise ValueError(f"PerceptionConfig: steps, batch_size, lr must be positive, min_lr_fraction in (0, 1] "
                              f"({self})")
-        if self.answer_style not in ANSWER_STYLES:
-            raise ValueError(f"PerceptionConfig.answer_style {self.answer_style!r} must be one of {ANSWER_STYLES}")
+        if self.question_evidence not in QUESTION_EVIDENCE or self.answer_style not in ANSWER_STYLES:
+            raise ValueError(f"PerceptionConfig: question_evidence {self.question_evidence!r} must be one of "
+                             f"{QUESTION_EVIDENCE}, answer_style {self.answer_style!r} one of {ANSWER_STYLES}")
         if not all(0.0 <= s <= 1.0 for s in (*self.caption_share, self.av_share)):
             raise ValueError(f"PerceptionConfig: caption_share and av_share must lie in [0, 1] ({self})")
 
@@ -146,7 +150,8 @@ def _make_task(policy, world: WorldConfig, cfg: PerceptionConfig, index: int, ki
         if sample is None:
             return None
         prompt = make_prompt(sample, clip, modality)
-        pieces = question_target(sample, synth.timeline, cfg.weights, answer_style=cfg.answer_style)
+        pieces = question_target(sample, synth.timeline, cfg.weights, cfg.question_evidence,
+                                 cfg.answer_style)
     ids, weights = tokenize_pieces(policy.tokenizer, pieces)
     return Task(prompt, ids + [eos], weights + [cfg.weights.template], synth.timeline, kind)
 
@@ -441,7 +446,7 @@ def measure_perception(policy, samples: Sequence[AVSample], eval_cfg=None, clip_
     from ..media.decode import load_clip
 
     # 96 new tokens: a grounded answer to "how many beeps" cites up to three sounds and runs to ~95 tokens.
-    eval_cfg = eval_cfg or EvalConfig(fps=2.0, max_frames=8, max_pixels=96 * 64, max_new_tokens=96, batch_size=8)
+    eval_cfg = eval_cfg or EvalConfig(fps=2.0, max_frames=8, max_pixels=96 * 64, max_new_tokens=128, batch_size=8)
     loader = clip_loader or load_clip
     video_qs = [s for s in samples if s.modality_needs == "video"]
     audio_qs = [s for s in samples if s.modality_needs == "audio"]
