@@ -9,7 +9,7 @@ import pytest
 
 from omnivideo_r1.eval.demo_report import ARM_LABELS, ARMS, answer_entropy_bits, answer_spread, paper_shape
 from omnivideo_r1.train.demo import DemoConfig, arm_config, run_demo
-from omnivideo_r1.train.perception import PerceptionConfig
+from omnivideo_r1.config import load_config
 
 
 @pytest.mark.slow
@@ -26,10 +26,9 @@ def test_demo_smoke_writes_a_consistent_ablation(tmp_path, monkeypatch, perceive
 
     monkeypatch.setattr(sft, "warm_start", recording_warm_start)
     out = tmp_path / "demo"
-    cfg = DemoConfig(out_dir=str(out), n_clips=8, splits=[0.5, 0.0, 0.5], max_frames=4, sft_steps=3,
-                     sft_batch_size=4, rl_steps_qi=1, rl_steps_ma=1, prompts_per_step=2, rollouts_per_prompt=2,
-                     minibatches_per_rollout=1, max_new_tokens=12, eval_limit=4, perception_pretraining=perceive,
-                     perception=PerceptionConfig(steps=2, batch_size=2, log_every=0))
+    overrides = [f"out_dir={out}", f"perception_pretraining={str(perceive).lower()}", "perception.steps=2",
+                 "perception.batch_size=2", "perception.log_every=0"]
+    cfg = load_config(DemoConfig, "demo_smoke", overrides)  # the shipped smoke preset: a handful of steps
     result = run_demo(cfg)
 
     # Supervised training never sees the cross-modal questions the RL arms are judged on (perception pretraining
@@ -152,3 +151,15 @@ def test_compact_warm_start_target_is_a_well_formed_correct_reply(tmp_path):
         assert is_correct(compact, sample)
     with pytest.raises(ValueError, match="target_style"):
         SFTConfig(target_style="long")
+
+
+def test_presets_load_and_the_perceive_preset_fits_its_replies():
+    from omnivideo_r1.train.demo import PRESETS
+
+    for name in PRESETS:
+        cfg = load_config(DemoConfig, f"demo_{name}", [])
+        assert cfg.out_dir == f"runs/demo_{name}"
+    cfg = load_config(DemoConfig, "demo_perceive", [])
+    assert cfg.perception_pretraining and cfg.model_size == "demo"
+    assert cfg.world.width * cfg.world.height <= cfg.max_pixels  # frames are not downscaled below the world's
+    assert cfg.max_new_tokens >= 128

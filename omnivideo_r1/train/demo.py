@@ -108,14 +108,21 @@ class DemoConfig:
                              "pretraining would train on the clips of the world the demo evaluates on; pick another")
 
 
+PRESETS = ("smoke", "perceive")
+"""Shipped demo recipes (omnivideo_r1/recipes/demo_<name>.yaml): "smoke" runs every stage for a handful of steps
+(about a minute); "perceive" puts perception pretraining of the larger "demo" model before the RL arms."""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", choices=PRESETS, help="start from a shipped demo recipe (overrides still apply)")
     parser.add_argument("overrides", nargs="*", help="key=value overrides of DemoConfig, e.g. rl_steps_qi=10")
 
 
 def run(args: argparse.Namespace) -> int:
     from ..config import load_config
 
-    cfg = load_config(DemoConfig, None, args.overrides)  # errors: one line via omnivideo_r1/cli.py
+    recipe = f"demo_{args.preset}" if args.preset else None
+    cfg = load_config(DemoConfig, recipe, args.overrides)  # errors: one line via omnivideo_r1/cli.py
     run_demo(cfg)
     return 0
 
