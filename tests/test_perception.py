@@ -102,8 +102,6 @@ def test_targets_weigh_content_words_and_keep_the_reference_caption_text(tiny_di
     assert q_text.endswith(f"<thinking> {sample.answer_text}</thinking><answer>{sample.answer}</answer>")
     with pytest.raises(ValueError, match="evidence"):
         question_target(sample, synth.timeline, w, "some")
-    from omnivideo_r1.answers import parse_choice
-
     as_text = "".join(t for t, _ in question_target(sample, synth.timeline, w, answer_style="text"))
     assert as_text.endswith(f"<answer> {sample.answer_text}</answer>")
     assert parse_choice(as_text, sample.options) == sample.answer  # the option's text reads as its letter
