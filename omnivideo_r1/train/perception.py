@@ -42,8 +42,8 @@ class PerceptionConfig:
     """Perception pretraining of a (tiny) policy on fresh synthetic clips."""
 
     steps: int = 600
-    """Optimizer steps (~1.2 s each for the "demo" size on one thread with a second process on the other core:
-    ~12 minutes; the accuracy it reaches is in the notes of issue 12)."""
+    """Optimizer steps, ~1.2 s each for the "demo" size on one thread (600: ~12 min). The accuracy they reach, per
+    setting, on a held-out world: docs/demo-results.md."""
     batch_size: int = 8
     """Clips per step (one task each)."""
     lr: float = 3e-3
