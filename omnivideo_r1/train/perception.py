@@ -370,13 +370,17 @@ def train_perception(policy, world: WorldConfig, cfg: PerceptionConfig, log: Cal
         history.append(row)
         if cfg.log_every and (step % cfg.log_every == 0 or step == cfg.steps - 1):
             window = history[-cfg.log_every:]
-            mean = {k: float(np.nanmean([h[k] for h in window])) for k in row}
+            mean = {}
+            for k in row:  # over the steps that had the quantity (drills, letter targets and tasks are optional)
+                vals = [h[k] for h in window if h[k] == h[k]]
+                if vals:
+                    mean[k] = float(np.mean(vals))
+            accs = [("content", "content"), ("video-word", "video_word"), ("audio-word", "audio_word"),
+                    ("option-letter", "option"), *((k, k) for k in TASKS)]
             log(f"perception step {step + 1}/{cfg.steps}: loss {mean['loss']:.3f} (text {mean['text_loss']:.3f}, "
-                f"media {mean['media_loss']:.3f}), content acc {mean['content_acc']:.2f}, video-word "
-                f"{mean['video_word_acc']:.2f}, audio-word {mean['audio_word_acc']:.2f}, option-letter "
-                f"{mean['option_acc']:.2f}; "
-                "per task "
-                + " ".join(f"{k} {mean[k + '_acc']:.2f}" for k in TASKS) + f" ({row['seconds']:.0f}s)")
+                f"media {mean['media_loss']:.3f}); accuracy "
+                + ", ".join(f"{label} {mean[key + '_acc']:.2f}" for label, key in accs if key + "_acc" in mean)
+                + f" ({row['seconds']:.0f}s)")
     policy.model.eval()
     return history
 
