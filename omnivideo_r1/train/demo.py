@@ -227,18 +227,17 @@ def run_demo(cfg: DemoConfig) -> dict:
                 row["benchmark"] = "synthetic-test"
                 row["modality_needs"] = needs_by_id.get(row["id"], "unknown")
                 rows.append(row)
+        if arm == "base":
+            # The base's perception, measured directly (the RL arms are judged on top of it): audio-only questions
+            # with the audio alone here, video-only ones on silent video from the rows above.
+            audio_rows = evaluate(policy, [s for s in test_samples if s.modality_needs == "audio"], "audio", ecfg)
+            if cfg.perception_pretraining:  # teacher-forced caption content words, per sense, on the test clips
+                caption_words = caption_word_accuracy(
+                    policy, test_samples, lambda s: load_modality_clip(s, "av", ecfg, load_clip), cfg.world)
         del policy
-    # The base's perception, measured directly: video-only questions on silent video, audio-only questions with
-    # the audio alone (the RL arms are judged on top of this).
-    policy = OmniPolicy.from_pretrained(base_dir)
-    audio_rows = evaluate(policy, [s for s in test_samples if s.modality_needs == "audio"], "audio", ecfg)
-    del policy
     perception = base_perception(rows, audio_rows)
-    if cfg.perception_pretraining:  # teacher-forced caption content words, per sense, on the test clips
-        policy = OmniPolicy.from_pretrained(base_dir)
-        perception["caption_words"] = caption_word_accuracy(
-            policy, test_samples, lambda s: load_modality_clip(s, "av", ecfg, load_clip), cfg.world)
-        del policy
+    if cfg.perception_pretraining:
+        perception["caption_words"] = caption_words
     write_report(rows, os.path.join(out, "eval"), title="OmniVideo-R1 demo: synthetic world, test split")
     timings["eval"] = time.perf_counter() - t0
 

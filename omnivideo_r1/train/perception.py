@@ -449,7 +449,7 @@ def measure_perception(policy, samples: Sequence[AVSample], eval_cfg=None, clip_
     from ..eval.runner import EvalConfig, evaluate, load_modality_clip
     from ..media.decode import load_clip
 
-    # 96 new tokens: a grounded answer to "how many beeps" cites up to three sounds and runs to ~95 tokens.
+    # 128 new tokens: a grounded answer lists every event of the needed sense (up to four shapes) first.
     eval_cfg = eval_cfg or EvalConfig(fps=2.0, max_frames=8, max_pixels=96 * 64, max_new_tokens=128, batch_size=8)
     loader = clip_loader or load_clip
     video_qs = [s for s in samples if s.modality_needs == "video"]
