@@ -134,6 +134,8 @@ CASES = [
     ("demo-perception-on-the-eval-world", ["demo", "out_dir={root}/demo", "perception_pretraining=true",
                                            "perception.seed=0"], "perception.seed 0 equals seed 0"),
     ("demo-bad-model-size", ["demo", "out_dir={root}/demo", "model_size=huge"], "model_size"),
+    ("demo-bad-answer-style", ["demo", "out_dir={root}/demo", "perception.answer_style=word"],
+     "answer_style 'word' must be one of"),
 ]
 
 

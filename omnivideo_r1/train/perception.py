@@ -101,9 +101,11 @@ class PerceptionConfig:
         if self.steps < 1 or self.batch_size < 1 or self.lr <= 0 or not 0 < self.min_lr_fraction <= 1:
             raise ValueError(f"PerceptionConfig: steps, batch_size, lr must be positive, min_lr_fraction in (0, 1] "
                              f"({self})")
-        if self.question_evidence not in QUESTION_EVIDENCE or self.answer_style not in ANSWER_STYLES:
+        if self.question_evidence not in QUESTION_EVIDENCE:
             raise ValueError(f"PerceptionConfig: question_evidence {self.question_evidence!r} must be one of "
-                             f"{QUESTION_EVIDENCE}, answer_style {self.answer_style!r} one of {ANSWER_STYLES}")
+                             f"{QUESTION_EVIDENCE}")
+        if self.answer_style not in ANSWER_STYLES:
+            raise ValueError(f"PerceptionConfig: answer_style {self.answer_style!r} must be one of {ANSWER_STYLES}")
         if not all(0.0 <= s <= 1.0 for s in (*self.caption_share, self.av_share)):
             raise ValueError(f"PerceptionConfig: caption_share and av_share must lie in [0, 1] ({self})")
 
