@@ -122,8 +122,10 @@ def test_answer_entropy_bits(answers, bits):
 
 
 def test_arm_config_is_the_stage_recipe_on_demo_settings():
-    cfg = DemoConfig(rl_lr=2e-3, prompts_per_step=6, minibatches_per_rollout=3, max_frames=4, ma_mode="confidence")
+    cfg = DemoConfig(rl_lr=2e-3, prompts_per_step=6, minibatches_per_rollout=3, max_frames=4, ma_mode="confidence",
+                     rl_temperature=0.7)
     qi = arm_config(cfg, "qi", "out/qi", "out/base", "world/train.jsonl", 7)
+    assert qi.rollout.temperature == 0.7
     assert (qi.run.stage, qi.run.steps, qi.model.path, qi.data.train_path) == ("qi", 7, "out/base", "world/train.jsonl")
     assert (qi.optim.lr, qi.optim.min_lr, qi.rollout.prompts_per_step) == (2e-3, pytest.approx(2e-4), 6)
     assert qi.gspo.minibatches_per_rollout == 3 and qi.data.max_frames == 4
@@ -153,7 +155,7 @@ def test_compact_warm_start_target_is_a_well_formed_correct_reply(tmp_path):
         SFTConfig(target_style="long")
 
 
-def test_presets_load_and_the_perceive_preset_fits_its_replies():
+def test_presets_load_and_the_perceive_preset_fits_its_replies(tiny_dirs):
     from omnivideo_r1.train.demo import PRESETS
 
     for name in PRESETS:
@@ -162,4 +164,16 @@ def test_presets_load_and_the_perceive_preset_fits_its_replies():
     cfg = load_config(DemoConfig, "demo_perceive", [])
     assert cfg.perception_pretraining and cfg.model_size == "demo"
     assert cfg.world.width * cfg.world.height <= cfg.max_pixels  # frames are not downscaled below the world's
-    assert cfg.max_new_tokens >= 128
+    # The longest reply the perception targets teach (every event the input carries, then thinking and answer)
+    # fits the generation budget, on clips of the preset's world.
+    from transformers import AutoTokenizer
+
+    from omnivideo_r1.synth.world import make_clip
+    from omnivideo_r1.train.perception_data import Weights, caption_target, tokenize_pieces
+
+    tok = AutoTokenizer.from_pretrained(tiny_dirs["qwen3_omni"])
+    listed = "av" if cfg.perception.question_evidence == "input" else "video"
+    tail = "<thinking> no shape was on screen</thinking><answer> no shape was on screen</answer><|im_end|>"
+    longest = max(len(tokenize_pieces(tok, caption_target(make_clip(7, i, cfg.world).timeline, listed, Weights()))[0])
+                  for i in range(60)) + len(tok.encode(tail, add_special_tokens=False))
+    assert longest <= cfg.max_new_tokens

@@ -93,7 +93,7 @@ def test_targets_weigh_content_words_and_keep_the_reference_caption_text(tiny_di
     sample = single_modality_question(synth.timeline, WORLD, rng, LetterDeck(rng), "audio", "q")
     assert sample is not None and sample.modality_needs == "audio"
     listing = "".join(t for t, _ in caption_target(synth.timeline, "audio", w))
-    q_text = "".join(t for t, _ in question_target(sample, synth.timeline, w))  # every sound, then the text
+    q_text = q_text_all = "".join(t for t, _ in question_target(sample, synth.timeline, w))  # every sound, then text
     assert q_text == listing + f"<thinking> {sample.answer_text}</thinking><answer> {sample.answer_text}</answer>"
     assert parse_choice(extract_answer_block(q_text), sample.options) == sample.answer
     q_text = "".join(t for t, _ in question_target(sample, synth.timeline, w, "query", "letter"))
@@ -102,6 +102,13 @@ def test_targets_weigh_content_words_and_keep_the_reference_caption_text(tiny_di
     assert q_text.endswith(f"<thinking> {sample.answer_text}</thinking><answer>{sample.answer}</answer>")
     with pytest.raises(ValueError, match="evidence"):
         question_target(sample, synth.timeline, w, "some")
+    # "input": every event the input carries; with audio and video both timelines, merged in reference order.
+    both = "".join(t for t, _ in question_target(sample, synth.timeline, w, "input", input_modality="av"))
+    reference = "".join(f"<time>{c.start:.1f}-{c.end:.1f}</time><caption>{c.caption}</caption>"
+                        for c in synth.timeline.captions())
+    assert synth.timeline.visual and synth.timeline.audio and both.startswith(reference + "<thinking>")
+    alone = "".join(t for t, _ in question_target(sample, synth.timeline, w, "input", input_modality="audio"))
+    assert alone == q_text_all
     as_text = "".join(t for t, _ in question_target(sample, synth.timeline, w, answer_style="text"))
     assert as_text.endswith(f"<answer> {sample.answer_text}</answer>")
     assert parse_choice(as_text, sample.options) == sample.answer  # the option's text reads as its letter

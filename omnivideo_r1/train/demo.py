@@ -52,7 +52,7 @@ class DemoConfig:
     """Instead of the format-only warm start, train the random model on perception (train/perception.py: captions
     of each sense's events and single-modality questions answered in the grounded format, on fresh clips of
     another seed, never a cross-modal question), the stand-in for a real checkpoint's pretraining. Its replies
-    list the events before answering: set max_new_tokens >= 128. Results: docs/demo-results.md."""
+    list the events before answering: set max_new_tokens >= 128 (>= 208 with perception.question_evidence=input). Results: docs/demo-results.md."""
     perception: PerceptionConfig = field(default_factory=PerceptionConfig)
     """Perception pretraining settings; its media settings (frames, pixels) are taken from this config's."""
     threads: int = 1
@@ -87,6 +87,9 @@ class DemoConfig:
     """GSPO policy updates per rollout batch (>1 makes the clip act); must divide prompts_per_step."""
     max_new_tokens: int = 64
     """Completion length cap in RL and evaluation (the compact warm-start target is ~40 tokens)."""
+    rl_temperature: float = 1.0
+    """Sampling temperature of the RL rollouts (log-probs are taken at it too). Below 1 keeps a small model's long
+    grounded replies closer to what it writes greedily, which is how it is evaluated."""
     format_partial_credit: bool = True
     """Format reward with partial credit (1/3 per check group) instead of the paper's binary one."""
     ma_mode: str = "accuracy"
@@ -276,7 +279,7 @@ def arm_config(cfg: DemoConfig, stage: str, out_dir: str, init_dir: str, train_p
         model=ModelConfig(path=init_dir, freeze_vision=False, freeze_audio=False),
         data=DataConfig(train_path=train_path, max_frames=cfg.max_frames, max_pixels=cfg.max_pixels),
         rollout=RolloutConfig(prompts_per_step=cfg.prompts_per_step, rollouts_per_prompt=cfg.rollouts_per_prompt,
-                              max_new_tokens=cfg.max_new_tokens),
+                              max_new_tokens=cfg.max_new_tokens, temperature=cfg.rl_temperature),
         gspo=GSPOConfig(minibatches_per_rollout=cfg.minibatches_per_rollout),
         optim=OptimConfig(lr=cfg.rl_lr, min_lr=cfg.rl_lr / 10),
         reward_options=options,

@@ -69,8 +69,9 @@ class PerceptionConfig:
     """Share of tasks shown with both senses; the rest get only the sense the task is about (silent video or audio
     alone), the conditions the single-modality evaluation and the MA probes use."""
     question_evidence: str = "all"
-    """What question targets ground before answering: "all" events of the needed sense, or the "query"'s own
-    evidence segments (train/perception_data.py: question_target)."""
+    """What question targets ground before answering: "all" events of the needed sense, all events of every sense
+    in the "input" (both timelines when it has audio and video), or the "query"'s own evidence segments
+    (train/perception_data.py: question_target)."""
     media_word_weight: float = 1.0
     """Weight of the media-word loss relative to the target-text loss."""
     weights: Weights = field(default_factory=Weights)
@@ -153,7 +154,7 @@ def _make_task(policy, world: WorldConfig, cfg: PerceptionConfig, index: int, ki
             return None
         prompt = make_prompt(sample, clip, modality)
         pieces = question_target(sample, synth.timeline, cfg.weights, cfg.question_evidence,
-                                 cfg.answer_style)
+                                 cfg.answer_style, modality)
     ids, weights = tokenize_pieces(policy.tokenizer, pieces)
     return Task(prompt, ids + [eos], weights + [cfg.weights.template], synth.timeline, kind)
 

@@ -73,13 +73,17 @@ def caption_pieces(event: Any, w: Weights) -> Pieces:
 
 
 def caption_target(timeline: Timeline, modality: str, w: Weights) -> Pieces:
-    """Every event of one modality ("video" or "audio") in time order."""
-    events = timeline.visual if modality == "video" else timeline.audio
-    return [p for e in sorted(events, key=lambda e: e.start) for p in caption_pieces(e, w)]
+    """Every event of one modality ("video" or "audio"), or of both ("av"), in time order (a shape before a sound
+    at equal starts, as the world's reference captions are ordered)."""
+    events = ([(e, 0) for e in timeline.visual] if modality in ("video", "av") else []) + \
+             ([(e, 1) for e in timeline.audio] if modality in ("audio", "av") else [])
+    events.sort(key=lambda ek: (ek[0].start, ek[1]))
+    return [p for e, _ in events for p in caption_pieces(e, w)]
 
 
-QUESTION_EVIDENCE = ("all", "query")
-"""What a question target grounds before answering: every event of the sense the question needs ("all"), or only
+QUESTION_EVIDENCE = ("all", "input", "query")
+"""What a question target grounds before answering: every event of the sense the question needs ("all"), every
+event of every sense the input carries ("input": with audio and video, both timelines merged in time order), or only
 the question's own evidence segments ("query")."""
 ANSWER_STYLES = ("text", "letter")
 """How a question target answers: with the option's text (which the shared parser reads as its letter) or with the
@@ -87,13 +91,16 @@ option letter."""
 
 
 def question_target(sample: AVSample, timeline: Timeline, w: Weights, evidence: str = "all",
-                    answer_style: str = "text") -> Pieces:
+                    answer_style: str = "text", input_modality: str = "av") -> Pieces:
     """The grounded answer: `<time>..</time><caption>..</caption>` segments, `<thinking> answer text</thinking>`,
     `<answer>..</answer>`.
 
     evidence "all" lists every event of the needed sense in time order, exactly as the caption task does, so that
     "the second sound" or "how many beeps" becomes a lookup in text the model has just written instead of counting
     over media tokens (measured on the demo model: audio-only questions 0.96 greedy vs 0.28 with "query").
+    evidence "input" lists every event of every sense in `input_modality` ("av", "video" or "audio"): with both
+    senses the reply holds both timelines side by side, which a cross-modal question needs (it is never trained on
+    one here; the RL stages are).
     answer_style "text" answers with the option's own text, sparing a small model the option-to-letter lookup.
     """
     if evidence not in QUESTION_EVIDENCE or answer_style not in ANSWER_STYLES:
@@ -101,6 +108,8 @@ def question_target(sample: AVSample, timeline: Timeline, w: Weights, evidence: 
                          f"answer_style {answer_style!r} one of {ANSWER_STYLES}")
     if evidence == "all":
         pieces = caption_target(timeline, sample.modality_needs, w)
+    elif evidence == "input":
+        pieces = caption_target(timeline, input_modality, w)
     else:
         spans = {(e["start"], e["end"]) for e in sample.extra.get("evidence", [])}
         events = sorted((e for e in timeline.visual + timeline.audio if (e.start, e.end) in spans),
