@@ -171,7 +171,7 @@ def test_perception_training_smoke_lowers_the_loss_and_measures(tiny_dirs, tmp_p
     samples += read_samples(str(tmp_path / "world" / "test.jsonl"))
     report = measure_perception(policy, samples, EvalConfig(fps=2.0, max_frames=8, max_pixels=96 * 64,
                                                             max_new_tokens=8, batch_size=4),
-                                world=WORLD, caption_clips=2)
+                                caption_clips=2)
     for key in ("video_only", "audio_only", "audio_only_audio"):
         stats = report[key]
         assert stats["n"] == stats["scored"] and {"accuracy", "ci_low", "ci_high"} <= set(stats)

@@ -236,7 +236,7 @@ def run_demo(cfg: DemoConfig) -> dict:
             audio_rows = evaluate(policy, [s for s in test_samples if s.modality_needs == "audio"], "audio", ecfg)
             if cfg.perception_pretraining:  # teacher-forced caption content words, per sense, on the test clips
                 caption_words = caption_word_accuracy(
-                    policy, test_samples, lambda s: load_modality_clip(s, "av", ecfg, load_clip), cfg.world)
+                    policy, test_samples, lambda s: load_modality_clip(s, "av", ecfg, load_clip))
         del policy
     perception = base_perception(rows, audio_rows)
     if cfg.perception_pretraining:

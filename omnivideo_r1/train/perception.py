@@ -407,8 +407,7 @@ def tower_embeddings(policy, clip) -> dict[str, torch.Tensor]:
 
 
 def caption_word_accuracy(policy, samples: Sequence[AVSample], clip_loader: Callable[[AVSample], Any],
-                          world: WorldConfig, weights: Weights | None = None, max_clips: int = 40
-                          ) -> dict[str, dict[str, float]]:
+                          weights: Weights | None = None, max_clips: int = 40) -> dict[str, dict[str, float]]:
     """Teacher-forced top-1 accuracy on caption content words (colour / shape / position; sound name) for the
     distinct clips of `samples`: video captions from silent video, audio captions from audio alone."""
     from ..policy.prompting import PolicyPrompt
@@ -440,19 +439,21 @@ def caption_word_accuracy(policy, samples: Sequence[AVSample], clip_loader: Call
 
 
 def measure_perception(policy, samples: Sequence[AVSample], eval_cfg=None, clip_loader=None,
-                       world: WorldConfig | None = None, caption_clips: int = 40) -> dict[str, Any]:
+                       caption_clips: int = 40) -> dict[str, Any]:
     """How well `policy` perceives, measured through the normal greedy multiple-choice evaluation.
 
     Returns {"video_only": stats of video-only questions asked with silent video, "audio_only": stats of
     audio-only questions asked with audio and video ("av"), "audio_only_audio": the same asked with audio alone,
     "per_type": {query type: stats}, "caption_words": teacher-forced content-word accuracy of video / audio
-    captions, "rows": the eval rows}; stats carry n, correct, accuracy and the Wilson 95% interval.
+    captions on up to `caption_clips` clips (0: not measured), "rows": the eval rows}; stats carry n, correct,
+    accuracy and the Wilson 95% interval.
     """
     from ..eval.report import accuracy_stats
     from ..eval.runner import EvalConfig, evaluate, load_modality_clip
     from ..media.decode import load_clip
 
-    # 128 new tokens: a grounded answer lists every event of the needed sense (up to four shapes) first.
+    # 128 new tokens: a grounded answer lists every event of the needed sense (up to four shapes) first; a base
+    # trained with question_evidence="input" lists both senses' events with AV input and needs ~208.
     eval_cfg = eval_cfg or EvalConfig(fps=2.0, max_frames=8, max_pixels=96 * 64, max_new_tokens=128, batch_size=8)
     loader = clip_loader or load_clip
     video_qs = [s for s in samples if s.modality_needs == "video"]
@@ -471,10 +472,10 @@ def measure_perception(policy, samples: Sequence[AVSample], eval_cfg=None, clip_
         if row["measure"] in ("video_only", "audio_only"):
             report["per_type"].setdefault(kind_of[row["id"]], []).append(row)
     report["per_type"] = {k: accuracy_stats(v) for k, v in sorted(report["per_type"].items())}
-    if world is not None:
+    if caption_clips > 0:
         def decoded(sample: AVSample):
             return load_modality_clip(sample, "av", eval_cfg, loader)
 
-        report["caption_words"] = caption_word_accuracy(policy, samples, decoded, world, max_clips=caption_clips)
+        report["caption_words"] = caption_word_accuracy(policy, samples, decoded, max_clips=caption_clips)
     report["rows"] = rows
     return report
