@@ -14,7 +14,7 @@ from typing import Any
 from .report import MODALITY_NAMES, accuracy_stats
 
 ARMS = ("base", "qi", "ma", "qi_ma")
-ARM_LABELS = {"base": "base (warm start)", "qi": "QI only", "ma": "MA only", "qi_ma": "QI + MA"}
+ARM_LABELS = {"base": "base", "qi": "QI only", "ma": "MA only", "qi_ma": "QI + MA"}
 NEEDS = ("video", "audio", "both")
 CURVE_KEYS = ("total", "format", "answer", "intent", "modality_attention")
 COLLAPSE_SHARE = 0.8
@@ -72,7 +72,7 @@ def separated(a: dict | None, b: dict | None) -> bool:
 
 def answer_entropy_bits(answers: list) -> float:
     """Shannon entropy (bits) of the parsed answers; no answer counts as its own outcome. 2.0 = four letters
-    equally often, 0.0 = one answer for every question."""
+    equally often (up to log2(5) with unparseable answers), 0.0 = one answer for every question."""
     counts = Counter(answers)
     n = sum(counts.values())
     return -sum(c / n * math.log2(c / n) for c in counts.values()) if n else float("nan")
@@ -173,7 +173,7 @@ def render_markdown(table: dict, modalities: list[str], *, config: dict, timings
     if rows:
         spread = answer_spread(rows, modalities)
         lines += ["", "Most frequent parsed answer per arm (share of questions; entropy of the answers in bits, 2.0 "
-                  "= the four letters equally often): " + "; ".join(
+                  "= the four letters equally often, above 2.0 only with unparseable answers as a fifth outcome): " + "; ".join(
                       f"{label}: " + ", ".join(
                           f"{MODALITY_NAMES.get(m, m)} {s['top'] or 'none'} {100 * s['top_share']:.0f}% "
                           f"H={s['entropy_bits']:.2f}" for m, s in per.items())
