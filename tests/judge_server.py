@@ -187,20 +187,23 @@ class _Handler(BaseHTTPRequestHandler):
             status, reply, wait = srv._plan(body)
             if wait and srv.stopping.wait(wait):
                 return  # shutting down: drop the request
-            if status != 200:
-                self._send(status, {"error": {"message": "internal server error (fake)"}})
-                return
-            with srv.lock:
-                srv.replies[index] = reply
-            self._send(200, {
-                "id": f"fake-{index}", "object": "chat.completion", "model": body.get("model", "fake"),
-                "choices": [{"index": 0, "finish_reason": "stop",
-                             "message": {"role": "assistant", "content": reply}}],
-                "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-            })
+            if status == 200:
+                with srv.lock:
+                    srv.replies[index] = reply
         finally:
+            # Out of flight before the reply is written: the client may send its next request the moment it has read
+            # this reply, and counting this one until after the write could see max_concurrency + 1 in flight.
             with srv.lock:
                 srv.in_flight -= 1
+        if status != 200:
+            self._send(status, {"error": {"message": "internal server error (fake)"}})
+            return
+        self._send(200, {
+            "id": f"fake-{index}", "object": "chat.completion", "model": body.get("model", "fake"),
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": reply}}],
+            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+        })
 
 
 @contextlib.contextmanager
