@@ -168,12 +168,13 @@ def test_presets_load_and_the_perceive_preset_fits_its_replies(tiny_dirs):
     # fits the generation budget, on clips of the preset's world.
     from transformers import AutoTokenizer
 
+    from omnivideo_r1.synth.questions import NO_SHAPE
     from omnivideo_r1.synth.world import make_clip
     from omnivideo_r1.train.perception_data import Weights, caption_target, tokenize_pieces
 
     tok = AutoTokenizer.from_pretrained(tiny_dirs["qwen3_omni"])
     listed = "av" if cfg.perception.question_evidence == "input" else "video"
-    tail = "<thinking> no shape was on screen</thinking><answer> no shape was on screen</answer><|im_end|>"
+    tail = f"<thinking> {NO_SHAPE}</thinking><answer> {NO_SHAPE}</answer><|im_end|>"  # the longest option text
     longest = max(len(tokenize_pieces(tok, caption_target(make_clip(7, i, cfg.world).timeline, listed, Weights()))[0])
                   for i in range(60)) + len(tok.encode(tail, add_special_tokens=False))
     assert longest <= cfg.max_new_tokens

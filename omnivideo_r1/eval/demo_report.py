@@ -173,7 +173,8 @@ def render_markdown(table: dict, modalities: list[str], *, config: dict, timings
     if rows:
         spread = answer_spread(rows, modalities)
         lines += ["", "Most frequent parsed answer per arm (share of questions; entropy of the answers in bits, 2.0 "
-                  "= the four letters equally often, above 2.0 only with unparseable answers as a fifth outcome): " + "; ".join(
+                  "= the four letters equally often, above 2.0 only with unparseable answers as a fifth outcome): "
+                  + "; ".join(
                       f"{label}: " + ", ".join(
                           f"{MODALITY_NAMES.get(m, m)} {s['top'] or 'none'} {100 * s['top_share']:.0f}% "
                           f"H={s['entropy_bits']:.2f}" for m, s in per.items())

@@ -176,10 +176,15 @@ class Timeline:
         return cls(float(obj["duration"]), [VisualEvent(**v) for v in obj["visual"]],
                    [AudioEvent(**a) for a in obj["audio"]], float(obj.get("audio_event_min_s", 0.0)))
 
+    def events(self, visual: bool = True, audio: bool = True) -> list[VisualEvent | AudioEvent]:
+        """The chosen senses' events in start order (visual before audio at equal starts): the reference order."""
+        tagged = ([(e.start, 0, e) for e in self.visual] if visual else []) + \
+                 ([(e.start, 1, e) for e in self.audio] if audio else [])
+        return [e for _, _, e in sorted(tagged, key=lambda x: (x[0], x[1]))]
+
     def captions(self) -> list[TimeCaption]:
-        """One reference caption per event, in start order (visual before audio at equal starts)."""
-        events = [(e.start, 0, e) for e in self.visual] + [(e.start, 1, e) for e in self.audio]
-        return [TimeCaption(e.start, e.end, e.caption) for _, _, e in sorted(events, key=lambda x: (x[0], x[1]))]
+        """One reference caption per event, in the reference order (`events`)."""
+        return [TimeCaption(e.start, e.end, e.caption) for e in self.events()]
 
     def gaps(self) -> list[tuple[float, float]]:
         """Intervals with nothing on screen."""

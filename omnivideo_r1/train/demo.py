@@ -52,7 +52,8 @@ class DemoConfig:
     """Instead of the format-only warm start, train the random model on perception (train/perception.py: captions
     of each sense's events and single-modality questions answered in the grounded format, on fresh clips of
     another seed, never a cross-modal question), the stand-in for a real checkpoint's pretraining. Its replies
-    list the events before answering: set max_new_tokens >= 128 (>= 208 with perception.question_evidence=input). Results: docs/demo-results.md."""
+    list the events before answering: set max_new_tokens >= 128 (>= 208 with perception.question_evidence=input).
+    Results: docs/demo-results.md."""
     perception: PerceptionConfig = field(default_factory=PerceptionConfig)
     """Perception pretraining settings; its media settings (frames, pixels) are taken from this config's."""
     threads: int = 1

@@ -73,12 +73,9 @@ def caption_pieces(event: Any, w: Weights) -> Pieces:
 
 
 def caption_target(timeline: Timeline, modality: str, w: Weights) -> Pieces:
-    """Every event of one modality ("video" or "audio"), or of both ("av"), in time order (a shape before a sound
-    at equal starts, as the world's reference captions are ordered)."""
-    events = ([(e, 0) for e in timeline.visual] if modality in ("video", "av") else []) + \
-             ([(e, 1) for e in timeline.audio] if modality in ("audio", "av") else [])
-    events.sort(key=lambda ek: (ek[0].start, ek[1]))
-    return [p for e, _ in events for p in caption_pieces(e, w)]
+    """Every event of one modality ("video" or "audio"), or of both ("av"), in the world's reference order."""
+    events = timeline.events(visual=modality in ("video", "av"), audio=modality in ("audio", "av"))
+    return [p for e in events for p in caption_pieces(e, w)]
 
 
 QUESTION_EVIDENCE = ("all", "input", "query")
