@@ -136,6 +136,8 @@ CASES = [
     ("demo-bad-model-size", ["demo", "out_dir={root}/demo", "model_size=huge"], "model_size"),
     ("demo-bad-answer-style", ["demo", "out_dir={root}/demo", "perception.answer_style=word"],
      "answer_style 'word' must be one of"),
+    ("demo-bad-rl-temperature", ["demo", "out_dir={root}/demo", "rl_temperature=0"],
+     "QI arm built from these settings: rollout.temperature=0.0: must be > 0"),
 ]
 
 

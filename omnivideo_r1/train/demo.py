@@ -110,6 +110,13 @@ class DemoConfig:
         if self.perception_pretraining and self.perception.seed == self.seed:
             raise ValueError(f"perception.seed {self.perception.seed} equals seed {self.seed}: perception "
                              "pretraining would train on the clips of the world the demo evaluates on; pick another")
+        # The RL arms' settings (rl_lr, rl_temperature, batch sizes, steps) meet TrainConfig's own load-time checks
+        # here, before the world and the base are built, not when the first arm starts.
+        for stage, steps in (("qi", self.rl_steps_qi), ("ma", self.rl_steps_ma)):
+            try:
+                arm_config(self, stage, "arm", "base", "train.jsonl", steps)
+            except ValueError as err:
+                raise ValueError(f"the {stage.upper()} arm built from these settings: {err}") from None
 
 
 PRESETS = ("smoke", "perceive")
