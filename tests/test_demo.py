@@ -123,7 +123,7 @@ def test_answer_entropy_bits(answers, bits):
 
 def test_arm_config_is_the_stage_recipe_on_demo_settings():
     cfg = DemoConfig(rl_lr=2e-3, prompts_per_step=6, minibatches_per_rollout=3, max_frames=4, ma_mode="confidence",
-                     rl_temperature=0.7)
+                     rl_temperature=0.7, rl_rewards_qi={"answer": 2.0, "format": 0.5, "intent": 0.5})
     qi = arm_config(cfg, "qi", "out/qi", "out/base", "world/train.jsonl", 7)
     assert qi.rollout.temperature == 0.7
     assert (qi.run.stage, qi.run.steps, qi.model.path, qi.data.train_path) == ("qi", 7, "out/base", "world/train.jsonl")
@@ -133,6 +133,10 @@ def test_arm_config_is_the_stage_recipe_on_demo_settings():
     assert "modality_attention" not in qi.reward_options
     ma = arm_config(cfg, "ma", "out/ma", "out/base", "world/train.jsonl", 5)
     assert ma.reward_options["modality_attention"]["mode"] == "confidence"
+    assert qi.rewards == {"answer": 2.0, "format": 0.5, "intent": 0.5}
+    assert ma.rewards == {}  # the stage's paper weights
+    with pytest.raises(ValueError, match="MA arm.*unknown reward"):
+        DemoConfig(rl_rewards_ma={"answr": 1.0})
 
 
 def test_compact_warm_start_target_is_a_well_formed_correct_reply(tmp_path):

@@ -91,6 +91,11 @@ class DemoConfig:
     rl_temperature: float = 1.0
     """Sampling temperature of the RL rollouts (log-probs are taken at it too). Below 1 keeps a small model's long
     grounded replies closer to what it writes greedily, which is how it is evaluated."""
+    rl_rewards_qi: dict[str, float] = field(default_factory=dict)
+    """Reward weights of the QI arm by name, e.g. {answer: 2.0, format: 0.5, intent: 0.5} (empty: the paper's
+    equal weights, train/config.py STAGE_DEFAULT_REWARDS)."""
+    rl_rewards_ma: dict[str, float] = field(default_factory=dict)
+    """Reward weights of the MA arms (MA only and QI -> MA) by name (empty: the paper's equal weights)."""
     format_partial_credit: bool = True
     """Format reward with partial credit (1/3 per check group) instead of the paper's binary one."""
     ma_mode: str = "accuracy"
@@ -290,6 +295,7 @@ def arm_config(cfg: DemoConfig, stage: str, out_dir: str, init_dir: str, train_p
                               max_new_tokens=cfg.max_new_tokens, temperature=cfg.rl_temperature),
         gspo=GSPOConfig(minibatches_per_rollout=cfg.minibatches_per_rollout),
         optim=OptimConfig(lr=cfg.rl_lr, min_lr=cfg.rl_lr / 10),
+        rewards=dict(cfg.rl_rewards_qi if stage == "qi" else cfg.rl_rewards_ma),
         reward_options=options,
     )
 
