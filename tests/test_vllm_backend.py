@@ -126,7 +126,9 @@ def test_server_logprobs_equal_trainer_recomputation(world, tmp_path, mode, temp
         for i, c in enumerate(group):
             server_BT[i, : len(c.logp)] = torch.tensor(c.logp)
         gap = float(((server_BT - logp_BT.detach()).abs() * mask_BT).max())
-        assert gap < 1e-5, f"{prompt.effective_modality}: server vs trainer log-probs differ by {gap}"
+        # float32 sums over other batch shapes (one request vs 4 padded rows) differ by ~1e-5 on log-probs of size
+        # ~5-10 (1.05e-5 seen in CI); a wrong mode or temperature differs by > 1e-3 (checked below).
+        assert gap < 1e-4, f"{prompt.effective_modality}: server vs trainer log-probs differ by {gap}"
         if t_ref == 1.0:  # raw log-probs are not the tempered ones: the comparison would fail at temperature 0.7
             tempered = policy.logprobs([prompt] * 4, ids, temperature=temperature)[0].detach()
             assert float(((server_BT - tempered).abs() * mask_BT).max()) > 1e-3
