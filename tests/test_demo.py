@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import asdict
 
 import pytest
 
-from omnivideo_r1.eval.demo_report import ARM_LABELS, ARMS, answer_entropy_bits, answer_spread, paper_shape
+from omnivideo_r1.eval.demo_report import (ARM_LABELS, ARMS, answer_entropy_bits, answer_spread, paired_vs_base,
+                                           paper_shape)
+from omnivideo_r1.eval.report import mcnemar_exact_p
 from omnivideo_r1.train.demo import DemoConfig, arm_config, run_demo
 from omnivideo_r1.config import load_config
 
@@ -90,6 +93,8 @@ def test_demo_smoke_writes_a_consistent_ablation(tmp_path, monkeypatch, perceive
     assert silent_cell.startswith(f"{100 * table[ARM_LABELS['qi_ma']]['video']['accuracy']:.1f} [")
     assert "Paper's shape on AV" in md and "Silent video not worse than base" in md
     assert "Most frequent parsed answer per arm" in md
+    assert saved["paired_vs_base"] == paired_vs_base(rows, cfg.modalities)
+    assert "exact McNemar p" in md
 
 
 def test_paper_shape_reads_point_estimates():
@@ -103,6 +108,23 @@ def test_paper_shape_reads_point_estimates():
     got = paper_shape(table)
     assert got["av_shape"] is False and got["silent_not_worse"] is False
     assert got["silent_worse_arms"] == [ARM_LABELS["ma"]]
+
+
+def test_paired_vs_base_counts_flips_on_the_same_questions():
+    def rows_of(arm, right, needs="both", modality="av"):
+        return [{"model": ARM_LABELS[arm], "modality": modality, "id": f"q{i}", "modality_needs": needs,
+                 "correct": i in right, "media_error": None} for i in range(12)]
+
+    rows = rows_of("base", {0, 1, 2}) + rows_of("qi", set(range(2, 12)))  # QI fixes 3..11 (9), breaks 0, 1 (2)
+    rows += rows_of("ma", {0, 1, 2})
+    rows[5]["media_error"] = "q5.mp4: corrupt"  # the base could not score q5: that question is not paired
+    paired = paired_vs_base(rows, ["av"])
+    assert paired[ARM_LABELS["qi"]]["av"] == paired[ARM_LABELS["qi"]]["av/both"]
+    qi = paired[ARM_LABELS["qi"]]["av/both"]
+    assert (qi["fixed"], qi["broke"], qi["n"]) == (8, 2, 11)
+    assert qi["p"] == pytest.approx(mcnemar_exact_p(8, 2))
+    assert paired[ARM_LABELS["ma"]]["av/both"] == {"fixed": 0, "broke": 0, "p": 1.0, "n": 11}
+    assert "av/video" not in paired[ARM_LABELS["qi"]] and ARM_LABELS["qi_ma"] not in paired
 
 
 def test_answer_spread_flags_a_collapsed_arm():
@@ -167,6 +189,11 @@ def test_presets_load_and_the_perceive_preset_fits_its_replies(tiny_dirs):
         assert cfg.out_dir == f"runs/demo_{name}"
     cfg = load_config(DemoConfig, "demo_perceive", [])
     assert cfg.perception_pretraining and cfg.model_size == "demo"
+    # "full" trains exactly as "perceive" does (its documented settings carry over); only the world is larger.
+    full = asdict(load_config(DemoConfig, "demo_full", []))
+    differs = {k for k, v in asdict(cfg).items() if full[k] != v}
+    assert differs == {"out_dir", "n_clips", "splits"}, differs
+    assert full["n_clips"] * full["splits"][2] >= 4 * cfg.n_clips * cfg.splits[2]  # >= 4x the held-out questions
     assert cfg.world.width * cfg.world.height <= cfg.max_pixels  # frames are not downscaled below the world's
     # The longest reply the perception targets teach (every event the input carries, then thinking and answer)
     # fits the generation budget, on clips of the preset's world.

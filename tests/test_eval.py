@@ -17,7 +17,8 @@ from eval_fixtures import WRITERS, FakePolicy, write_clip, write_synthetic
 from omnivideo_r1.eval import cli as eval_cli
 from omnivideo_r1.eval.benchmarks import (BENCHMARKS, BenchmarkFormatError, load_benchmark,
                                           normalize_options)
-from omnivideo_r1.eval.report import accuracy_stats, markdown_report, summarize, wilson_interval, write_report
+from omnivideo_r1.eval.report import (accuracy_stats, markdown_report, mcnemar_exact_p, summarize, wilson_interval,
+                                      write_report)
 from omnivideo_r1.eval.runner import EvalConfig, evaluate
 from omnivideo_r1.schema import AVSample
 
@@ -301,6 +302,21 @@ def test_wilson_interval_known_values():
     assert wilson_interval(8, 10) == pytest.approx((0.49016, 0.94332), abs=1e-5)
     with pytest.raises(ValueError):
         wilson_interval(3, 0)
+
+
+@pytest.mark.parametrize("fixed, broke", [(0, 0), (5, 0), (10, 2), (2, 10), (40, 25), (61, 39), (7, 7)])
+def test_mcnemar_exact_p_agrees_with_scipy_binomial_test(fixed, broke):
+    from scipy.stats import binomtest
+
+    want = 1.0 if fixed + broke == 0 else binomtest(fixed, fixed + broke, 0.5).pvalue
+    assert mcnemar_exact_p(fixed, broke) == pytest.approx(want, rel=1e-9)
+
+
+def test_mcnemar_exact_p_known_values():
+    assert mcnemar_exact_p(10, 2) == pytest.approx(158 / 4096)  # 2 * (C(12,0) + C(12,1) + C(12,2)) / 2^12
+    assert mcnemar_exact_p(3, 3) == 1.0
+    with pytest.raises(ValueError, match="counts"):
+        mcnemar_exact_p(-1, 2)
 
 
 def _rows():

@@ -11,7 +11,7 @@ import os
 from collections import Counter
 from typing import Any
 
-from .report import MODALITY_NAMES, accuracy_stats
+from .report import MODALITY_NAMES, accuracy_stats, mcnemar_exact_p
 
 ARMS = ("base", "qi", "ma", "qi_ma")
 ARM_LABELS = {"base": "base", "qi": "QI only", "ma": "MA only", "qi_ma": "QI + MA"}
@@ -61,6 +61,33 @@ def paper_shape(table: dict) -> dict:
     if all(v is not None for v in silent.values()):
         out["silent_not_worse"] = bool(all(silent[a] >= silent["base"] for a in ARMS))
         out["silent_worse_arms"] = [ARM_LABELS[a] for a in ARMS if silent[a] < silent["base"]]
+    return out
+
+
+def paired_vs_base(rows: list[dict], modalities: list[str]) -> dict:
+    """{arm label: {column: {"fixed", "broke", "p", "n"}}} for each RL arm against the base, question by question.
+
+    Columns as in `ablation_table` (modality, modality/needs). fixed: right now, wrong for the base; broke: the
+    reverse; p: exact McNemar. Only questions both models were scored on (no media error) are paired.
+    """
+    def scored(label: str) -> dict:
+        return {(r["modality"], r["id"]): r for r in rows if r["model"] == label and not r.get("media_error")}
+
+    base = scored(ARM_LABELS["base"])
+    out: dict = {}
+    for arm in ARMS[1:]:
+        mine = scored(ARM_LABELS[arm])
+        for modality in modalities:
+            for needs in (None, *NEEDS):
+                keys = [k for k in base if k[0] == modality and k in mine
+                        and (needs is None or base[k].get("modality_needs") == needs)]
+                if not keys:
+                    continue
+                fixed = sum(1 for k in keys if mine[k].get("correct") and not base[k].get("correct"))
+                broke = sum(1 for k in keys if base[k].get("correct") and not mine[k].get("correct"))
+                column = modality if needs is None else f"{modality}/{needs}"
+                out.setdefault(ARM_LABELS[arm], {})[column] = {
+                    "fixed": fixed, "broke": broke, "p": mcnemar_exact_p(fixed, broke), "n": len(keys)}
     return out
 
 
@@ -140,6 +167,15 @@ def render_markdown(table: dict, modalities: list[str], *, config: dict, timings
         lines.append(f"| {label} | " + " | ".join(_cell(entry.get(c)) for c in cols) + " |")
     lines += ["", "Accuracy in %, [Wilson 95% interval], (n = scored questions); chance is 25%. Each arm is greedy-"
               "decoded once on the held-out test split, which nothing in the run was tuned on.", ""]
+    paired = paired_vs_base(rows, modalities) if rows else {}
+    if paired:
+        lines += ["Each RL arm against the base on the same questions: right now and wrong for the base / the reverse, "
+                  "and the exact McNemar p (paired, so it can separate a gain whose intervals above overlap):", "",
+                  "| arm | " + " | ".join(head(c) for c in cols) + " |", "|---|" + "---|" * len(cols)]
+        for label, entry in paired.items():
+            lines.append(f"| {label} | " + " | ".join(
+                f"+{e['fixed']} / -{e['broke']}, p={e['p']:.3g}" if (e := entry.get(c)) else "-" for c in cols) + " |")
+        lines.append("")
     if perception:
         lines += ["Base perception (before RL), single-modality test questions: " + "; ".join(
             f"{name} {_cell(stats)}" for name, stats in perception.items() if "accuracy" in stats) + "."]
@@ -161,8 +197,10 @@ def render_markdown(table: dict, modalities: list[str], *, config: dict, timings
         both = {a: table[ARM_LABELS[a]].get("av/both") for a in ARMS}
         if both["qi_ma"] and both["base"]:
             gain = 100 * (both["qi_ma"]["accuracy"] - both["base"]["accuracy"])
+            pair = paired.get(ARM_LABELS["qi_ma"], {}).get("av/both")
             lines.append(f"QI+MA vs base on AV questions that need both senses: {gain:+.1f} points, intervals "
-                         f"{'separated' if separated(both['qi_ma'], both['base']) else 'overlapping'}.")
+                         f"{'separated' if separated(both['qi_ma'], both['base']) else 'overlapping'}"
+                         + (f", McNemar p={pair['p']:.3g}" if pair else "") + ".")
         if not shape["av_shape"]:
             lines.append("The paper's ordering did not appear in this run; docs/demo-results.md records what was "
                          "measured and tried.")

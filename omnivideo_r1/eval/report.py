@@ -40,6 +40,22 @@ def wilson_interval(correct: int, n: int, z: float = Z95) -> tuple[float, float]
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def mcnemar_exact_p(fixed: int, broke: int) -> float:
+    """Two-sided exact McNemar p-value for two models scored on the same questions.
+
+    fixed: questions only the second model gets right; broke: only the first. Under "no difference" each
+    discordant question is a fair coin, so p = min(1, 2 * P[Binomial(fixed + broke, 1/2) <= min(fixed, broke)]).
+    Paired, it separates a gain that overlapping Wilson intervals of the two accuracies cannot.
+    """
+    if fixed < 0 or broke < 0:
+        raise ValueError(f"mcnemar_exact_p: counts must be >= 0, got fixed={fixed}, broke={broke}")
+    n = fixed + broke
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(min(fixed, broke) + 1))
+    return min(1.0, 2 * tail / 2**n)
+
+
 def accuracy_stats(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """n (all rows), skipped (media errors), scored, correct, unparseable, accuracy and its 95% CI.
 

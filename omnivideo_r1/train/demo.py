@@ -22,8 +22,8 @@ from typing import Literal
 from ..synth.scene import WorldConfig
 from .perception import PerceptionConfig
 
-from ..eval.demo_report import (ARM_LABELS, ARMS, ablation_table, answer_spread, base_perception, paper_shape,
-                                plot_demo, read_curves, render_markdown)
+from ..eval.demo_report import (ARM_LABELS, ARMS, ablation_table, answer_spread, base_perception, paired_vs_base,
+                                paper_shape, plot_demo, read_curves, render_markdown)
 
 
 @dataclass
@@ -124,9 +124,10 @@ class DemoConfig:
                 raise ValueError(f"the {stage.upper()} arm built from these settings: {err}") from None
 
 
-PRESETS = ("smoke", "perceive")
+PRESETS = ("smoke", "perceive", "full")
 """Shipped demo recipes (omnivideo_r1/recipes/demo_<name>.yaml): "smoke" runs every stage for a handful of steps
-(about a minute); "perceive" puts perception pretraining of the larger "demo" model before the RL arms."""
+(about a minute); "perceive" puts perception pretraining of the larger "demo" model before the RL arms; "full" is
+"perceive" on a world twice its size with over half held out, for intervals about half as wide (~2 hours)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -265,7 +266,9 @@ def run_demo(cfg: DemoConfig) -> dict:
     with open(os.path.join(out, "ablation.md"), "w", encoding="utf-8") as fh:
         fh.write(md)
     with open(os.path.join(out, "ablation.json"), "w", encoding="utf-8") as fh:
-        json.dump({"table": table, "shape": paper_shape(table), "base_perception": perception, "answer_spread": answer_spread(rows, cfg.modalities),
+        json.dump({"table": table, "shape": paper_shape(table), "base_perception": perception,
+                   "answer_spread": answer_spread(rows, cfg.modalities),
+                   "paired_vs_base": paired_vs_base(rows, cfg.modalities),
                    "checkpoints": {arm: os.path.abspath(d) for arm, d in model_dirs.items()},
                    "timings_s": timings, "config": asdict(cfg), "train_curves": curves, "sft_losses": sft_losses},
                   fh, indent=2)
