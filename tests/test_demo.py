@@ -9,7 +9,7 @@ from dataclasses import asdict
 import pytest
 
 from omnivideo_r1.eval.demo_report import (ARM_LABELS, ARMS, answer_entropy_bits, answer_spread, paired_vs_base,
-                                           paper_shape)
+                                           paper_shape, trailing_mean)
 from omnivideo_r1.eval.report import mcnemar_exact_p
 from omnivideo_r1.train.demo import DemoConfig, arm_config, run_demo
 from omnivideo_r1.config import load_config
@@ -125,6 +125,21 @@ def test_paired_vs_base_counts_flips_on_the_same_questions():
     assert qi["p"] == pytest.approx(mcnemar_exact_p(8, 2))
     assert paired[ARM_LABELS["ma"]]["av/both"] == {"fixed": 0, "broke": 0, "p": 1.0, "n": 11}
     assert "av/video" not in paired[ARM_LABELS["qi"]] and ARM_LABELS["qi_ma"] not in paired
+
+
+@pytest.mark.parametrize("values, window, want", [
+    ([1.0, 2.0, 3.0, 4.0, 5.0], 2, [1.0, 1.5, 2.5, 3.5, 4.5]),
+    ([1.0, 2.0, 3.0], 1, [1.0, 2.0, 3.0]),
+    ([0.0, 3.0, 3.0, 0.0], 3, [0.0, 1.5, 2.0, 2.0]),
+    ([], 4, []),
+])
+def test_trailing_mean(values, window, want):
+    assert trailing_mean(values, window) == pytest.approx(want)
+
+
+def test_trailing_mean_rejects_an_empty_window():
+    with pytest.raises(ValueError, match="window"):
+        trailing_mean([1.0], 0)
 
 
 def test_answer_spread_flags_a_collapsed_arm():

@@ -138,6 +138,19 @@ def read_curves(path: str) -> dict[str, list[tuple[int, float]]]:
     return out
 
 
+def trailing_mean(values: list[float], window: int) -> list[float]:
+    """Mean of each value and the (window - 1) before it (fewer at the start)."""
+    if window < 1:
+        raise ValueError(f"trailing_mean: window must be >= 1, got {window}")
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v
+        if i >= window:
+            total -= values[i - window]
+        out.append(total / min(i + 1, window))
+    return out
+
+
 def _cell(s: dict | None) -> str:
     if not s or s.get("accuracy") is None:
         return "-"
@@ -250,13 +263,19 @@ def plot_demo(path: str, curves: dict, sft_losses: list[float], table: dict, mod
 
     fig, axes = plt.subplots(1, 4, figsize=(21, 4.8))
     axes[0].plot(range(1, len(sft_losses) + 1), sft_losses)
-    axes[0].set(title="warm start (supervised)", xlabel="step", ylabel="token NLL")
+    axes[0].set(title="supervised base (perception or format warm start)", xlabel="step", ylabel="token NLL")
     colours = {"qi": "tab:blue", "ma": "tab:orange", "qi_ma": "tab:green"}
+    # A step's reward is a mean over a few prompts, so single steps jump by more than a whole run's trend; the
+    # trend is drawn as a trailing mean over a tenth of the run, the steps faintly behind it.
     for arm, comp in curves.items():
         total = comp.get("total", [])
         if total:
-            axes[1].plot([s for s, _ in total], [r for _, r in total], label=ARM_LABELS[arm], color=colours.get(arm))
-    axes[1].set(title="RL reward (total, mean over rollouts)", xlabel="step", ylabel="reward")
+            steps, values = [s for s, _ in total], [r for _, r in total]
+            axes[1].plot(steps, values, color=colours.get(arm), alpha=0.25, linewidth=0.8)
+            axes[1].plot(steps, trailing_mean(values, max(1, len(values) // 10)), color=colours.get(arm),
+                         linewidth=2, label=ARM_LABELS[arm])
+    axes[1].set(title="RL reward (total; bold: trailing mean over 1/10 of the run)", xlabel="step",
+                ylabel="reward")
     if axes[1].lines:
         axes[1].legend()
     styles = {"format": "-", "answer": "--", "intent": ":", "modality_attention": "-."}
@@ -264,16 +283,19 @@ def plot_demo(path: str, curves: dict, sft_losses: list[float], table: dict, mod
         for key, style in styles.items():
             pts = comp.get(key, [])
             if pts:
-                axes[2].plot([s for s, _ in pts], [r for _, r in pts], style, color=colours.get(arm),
-                             label=f"{ARM_LABELS[arm]}: {key}")
-    axes[2].set(title="RL reward components per arm", xlabel="step", ylabel="reward")
+                values = [r for _, r in pts]
+                axes[2].plot([s for s, _ in pts], trailing_mean(values, max(1, len(values) // 10)), style,
+                             color=colours.get(arm), label=f"{ARM_LABELS[arm]}: {key}")
+    axes[2].set(title="RL reward components (trailing means)", xlabel="step", ylabel="reward")
     if axes[2].lines:
         axes[2].legend(fontsize=7, ncol=2)
 
-    bars = {label: {m: entry[m] for m in modalities if m in entry} for label, entry in table.items()}
+    shown = [*modalities, *(f"{m}/both" for m in modalities[:1])]  # the cross-modal questions RL is judged on
+    bars = {label: {m: entry[m] for m in shown if m in entry} for label, entry in table.items()}
     if perception:
         bars["base perception"] = {k: v for k, v in perception.items() if "accuracy" in v}
-    series = sorted({m for per in bars.values() for m in per}, key=lambda m: (m not in modalities, m))
+    series = sorted({m for per in bars.values() for m in per}, key=lambda m: (m not in shown, shown.index(m)
+                                                                              if m in shown else 0, m))
     labels = list(bars)
     width = 0.8 / max(1, len(series))
     for j, m in enumerate(series):
@@ -282,8 +304,9 @@ def plot_demo(path: str, curves: dict, sft_losses: list[float], table: dict, mod
         # max(0, .): at 0% or 100% float rounding leaves a tiny negative error, which matplotlib rejects
         lo = [max(0.0, a - 100 * (s.get("ci_low") or 0)) if s else 0.0 for a, s in zip(accs, stats)]
         hi = [max(0.0, 100 * (s.get("ci_high") or 0) - a) if s else 0.0 for a, s in zip(accs, stats)]
+        name, _, needs = m.partition("/")
         axes[3].bar([i + j * width for i in range(len(labels))], accs, width, yerr=[lo, hi], capsize=3,
-                    label=MODALITY_NAMES.get(m, m))
+                    label=MODALITY_NAMES.get(name, name) + (f": needs {needs}" if needs else ""))
     axes[3].axhline(25, color="grey", linestyle=":", label="chance")
     axes[3].set_xticks([i + width * (len(series) - 1) / 2 for i in range(len(labels))], labels, rotation=15)
     axes[3].set(title="test accuracy (95% CI)", ylabel="%", ylim=(0, 105))
