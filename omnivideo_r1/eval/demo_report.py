@@ -151,6 +151,12 @@ def trailing_mean(values: list[float], window: int) -> list[float]:
     return out
 
 
+def column_title(column: str) -> str:
+    """"av/both" -> "AV: needs both": the name of an ablation-table column (modality, or modality/needs)."""
+    modality, _, needs = column.partition("/")
+    return MODALITY_NAMES.get(modality, modality) + (f": needs {needs}" if needs else "")
+
+
 def _cell(s: dict | None) -> str:
     if not s or s.get("accuracy") is None:
         return "-"
@@ -170,12 +176,8 @@ def render_markdown(table: dict, modalities: list[str], *, config: dict, timings
         cols.append(m)
         cols += [f"{m}/{n}" for n in NEEDS if any(f"{m}/{n}" in e for e in table.values())]
 
-    def head(c: str) -> str:
-        m, _, needs = c.partition("/")
-        return MODALITY_NAMES.get(m, m) + (f": needs {needs}" if needs else "")
-
     lines = ["# OmniVideo-R1 demo: ablation on the synthetic world (test split)", "",
-             "| model | " + " | ".join(head(c) for c in cols) + " |", "|---|" + "---|" * len(cols)]
+             "| model | " + " | ".join(column_title(c) for c in cols) + " |", "|---|" + "---|" * len(cols)]
     for label, entry in table.items():
         lines.append(f"| {label} | " + " | ".join(_cell(entry.get(c)) for c in cols) + " |")
     lines += ["", "Accuracy in %, [Wilson 95% interval], (n = scored questions); chance is 25%. Each arm is greedy-"
@@ -184,7 +186,7 @@ def render_markdown(table: dict, modalities: list[str], *, config: dict, timings
     if paired:
         lines += ["Each RL arm against the base on the same questions: right now and wrong for the base / the reverse, "
                   "and the exact McNemar p (paired, so it can separate a gain whose intervals above overlap):", "",
-                  "| arm | " + " | ".join(head(c) for c in cols) + " |", "|---|" + "---|" * len(cols)]
+                  "| arm | " + " | ".join(column_title(c) for c in cols) + " |", "|---|" + "---|" * len(cols)]
         for label, entry in paired.items():
             lines.append(f"| {label} | " + " | ".join(
                 f"+{e['fixed']} / -{e['broke']}, p={e['p']:.3g}" if (e := entry.get(c)) else "-" for c in cols) + " |")
@@ -267,13 +269,15 @@ def plot_demo(path: str, curves: dict, sft_losses: list[float], table: dict, mod
     colours = {"qi": "tab:blue", "ma": "tab:orange", "qi_ma": "tab:green"}
     # A step's reward is a mean over a few prompts, so single steps jump by more than a whole run's trend; the
     # trend is drawn as a trailing mean over a tenth of the run, the steps faintly behind it.
+    def trend(values: list[float]) -> list[float]:
+        return trailing_mean(values, max(1, len(values) // 10))
+
     for arm, comp in curves.items():
         total = comp.get("total", [])
         if total:
             steps, values = [s for s, _ in total], [r for _, r in total]
             axes[1].plot(steps, values, color=colours.get(arm), alpha=0.25, linewidth=0.8)
-            axes[1].plot(steps, trailing_mean(values, max(1, len(values) // 10)), color=colours.get(arm),
-                         linewidth=2, label=ARM_LABELS[arm])
+            axes[1].plot(steps, trend(values), color=colours.get(arm), linewidth=2, label=ARM_LABELS[arm])
     axes[1].set(title="RL reward (total; bold: trailing mean over 1/10 of the run)", xlabel="step",
                 ylabel="reward")
     if axes[1].lines:
@@ -283,9 +287,8 @@ def plot_demo(path: str, curves: dict, sft_losses: list[float], table: dict, mod
         for key, style in styles.items():
             pts = comp.get(key, [])
             if pts:
-                values = [r for _, r in pts]
-                axes[2].plot([s for s, _ in pts], trailing_mean(values, max(1, len(values) // 10)), style,
-                             color=colours.get(arm), label=f"{ARM_LABELS[arm]}: {key}")
+                axes[2].plot([s for s, _ in pts], trend([r for _, r in pts]), style, color=colours.get(arm),
+                             label=f"{ARM_LABELS[arm]}: {key}")
     axes[2].set(title="RL reward components (trailing means)", xlabel="step", ylabel="reward")
     if axes[2].lines:
         axes[2].legend(fontsize=7, ncol=2)
@@ -294,8 +297,8 @@ def plot_demo(path: str, curves: dict, sft_losses: list[float], table: dict, mod
     bars = {label: {m: entry[m] for m in shown if m in entry} for label, entry in table.items()}
     if perception:
         bars["base perception"] = {k: v for k, v in perception.items() if "accuracy" in v}
-    series = sorted({m for per in bars.values() for m in per}, key=lambda m: (m not in shown, shown.index(m)
-                                                                              if m in shown else 0, m))
+    present = {m for per in bars.values() for m in per}
+    series = [m for m in shown if m in present] + sorted(present - set(shown))
     labels = list(bars)
     width = 0.8 / max(1, len(series))
     for j, m in enumerate(series):
@@ -304,9 +307,8 @@ def plot_demo(path: str, curves: dict, sft_losses: list[float], table: dict, mod
         # max(0, .): at 0% or 100% float rounding leaves a tiny negative error, which matplotlib rejects
         lo = [max(0.0, a - 100 * (s.get("ci_low") or 0)) if s else 0.0 for a, s in zip(accs, stats)]
         hi = [max(0.0, 100 * (s.get("ci_high") or 0) - a) if s else 0.0 for a, s in zip(accs, stats)]
-        name, _, needs = m.partition("/")
         axes[3].bar([i + j * width for i in range(len(labels))], accs, width, yerr=[lo, hi], capsize=3,
-                    label=MODALITY_NAMES.get(name, name) + (f": needs {needs}" if needs else ""))
+                    label=column_title(m))
     axes[3].axhline(25, color="grey", linestyle=":", label="chance")
     axes[3].set_xticks([i + width * (len(series) - 1) / 2 for i in range(len(labels))], labels, rotation=15)
     axes[3].set(title="test accuracy (95% CI)", ylabel="%", ylim=(0, 105))
