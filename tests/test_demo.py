@@ -69,6 +69,9 @@ def test_demo_smoke_writes_a_consistent_ablation(tmp_path, monkeypatch, perceive
     assert perception["video-only questions, silent video"]["scored"] == (silent_video or {}).get("scored", 0)
     if perceive:
         assert set(perception["caption_words"]) == {"video", "audio"}
+        readout = perception["listing_readout"]
+        assert readout["video"]["n"] == silent_video["scored"] and "Right option ranked first when the correct " \
+            "listing" in (out / "ablation.md").read_text()
         assert saved["timings_s"]["perception"] > 0
     else:
         assert "caption_words" not in perception and saved["timings_s"]["warm_start"] > 0

@@ -33,7 +33,7 @@ def test_fresh_model_media_embeddings_change_with_the_clip(tiny_dirs, family, on
     # Under the stock 0.02-std init the audio tower's output differed by ~1e-4 (relative) between any two clips:
     # the log-mel content was swamped by the position table, and no gradient could teach the model to hear.
     from omnivideo_r1.policy.omni import OmniPolicy
-    from omnivideo_r1.train.perception import tower_embeddings
+    from omnivideo_r1.train.perception_measure import tower_embeddings
 
     policy = OmniPolicy.from_pretrained(tiny_dirs[family])
     first, second = (tower_embeddings(policy, _clip(i)[1]) for i in (0, 1))
@@ -155,7 +155,8 @@ def test_perception_training_smoke_lowers_the_loss_and_measures(tiny_dirs, tmp_p
     from omnivideo_r1.policy.omni import OmniPolicy
     from omnivideo_r1.schema import read_samples
     from omnivideo_r1.synth.world import generate_world
-    from omnivideo_r1.train.perception import PerceptionConfig, measure_perception, train_perception
+    from omnivideo_r1.train.perception import PerceptionConfig, train_perception
+    from omnivideo_r1.train.perception_measure import measure_perception
 
     torch.manual_seed(0)
     policy = OmniPolicy.from_pretrained(tiny_dirs["qwen3_omni"])
@@ -179,3 +180,54 @@ def test_perception_training_smoke_lowers_the_loss_and_measures(tiny_dirs, tmp_p
     assert set(report["caption_words"]) == {"video", "audio"}
     assert report["caption_words"]["video"]["n"] > 0
     assert all(r["measure"] in ("video_only", "audio_only", "audio_only_audio") for r in report["rows"])
+
+
+class _ListingReader:
+    """A scripted policy for `listing_readout_accuracy`: it prefers the right option only when the text before
+    `<thinking>` is exactly the reference listing of the sense the question is asked with (or, `blind`, always the
+    first option)."""
+
+    def __init__(self, tokenizer, blind: bool = False) -> None:
+        self.tokenizer, self.blind, self.asked = tokenizer, blind, []
+
+    def make_prompt(self, sample, clip, modality):
+        self.asked.append((sample.modality_needs, modality, clip))
+        return sample, modality
+
+    def logprobs(self, prompts, token_lists):
+        from omnivideo_r1.synth.scene import Timeline
+
+        (sample, modality), = {id(p): p for p in prompts}.values()
+        events = Timeline.from_dict(sample.extra["timeline"]).events(visual=modality == "video",
+                                                                     audio=modality == "audio")
+        listing = "".join(f"<time>{e.start:.1f}-{e.end:.1f}</time><caption>{e.caption}</caption>" for e in events)
+        width = max(map(len, token_lists))
+        logp_BT, mask_BT = torch.zeros(len(token_lists), width), torch.zeros(len(token_lists), width)
+        for row, ids in enumerate(token_lists):
+            mask_BT[row, : len(ids)] = 1.0
+            right = self.tokenizer.decode(ids) == f"{listing}<thinking> {sample.answer_text}</thinking><answer>"
+            logp_BT[row, len(ids) - 1] = 0.0 if (row == 0 if self.blind else right) else -3.0
+        return logp_BT, mask_BT
+
+
+def test_listing_readout_gives_the_reference_listing_of_the_asked_sense(tiny_dirs, tmp_path):
+    from transformers import AutoTokenizer
+
+    from omnivideo_r1.schema import read_samples
+    from omnivideo_r1.synth.world import generate_world
+    from omnivideo_r1.train.perception_measure import listing_readout_accuracy
+
+    tok = AutoTokenizer.from_pretrained(tiny_dirs["qwen3_omni"])
+    generate_world(str(tmp_path / "w"), 6, seed=3, splits=(0.0, 0.0, 1.0), config=WORLD)
+    samples = read_samples(str(tmp_path / "w" / "test.jsonl"))
+    loads = []
+    reader = _ListingReader(tok)
+    out = listing_readout_accuracy(reader, samples, lambda s, modality: loads.append(modality) or modality)
+    single = {n: sum(s.modality_needs == n for s in samples) for n in ("video", "audio")}
+    assert single["video"] and single["audio"]
+    assert {k: v["n"] for k, v in out.items()} == single and all(v["accuracy"] == 1.0 for v in out.values())
+    assert [(needs, modality) for needs, modality, _ in reader.asked] == [(m, m) for m in loads]
+    blind = listing_readout_accuracy(_ListingReader(tok, blind=True), samples, lambda s, modality: modality)
+    for needs, stats in blind.items():  # answering without the listing: right only where the answer is "A"
+        assert stats["correct"] == sum(s.modality_needs == needs and s.answer == "A" for s in samples)
+

@@ -199,6 +199,13 @@ def render_markdown(table: dict, modalities: list[str], *, config: dict, timings
             lines.append("Caption content words predicted right (teacher-forced, test clips): " + ", ".join(
                 f"{sense} {100 * s['accuracy']:.1f}% of {s['n']}" for sense, s in words.items()
                 if s.get("accuracy") is not None) + ".")
+        readout = perception.get("listing_readout")
+        if readout:
+            lines.append("Right option ranked first when the correct listing of the input's events is given "
+                         "(teacher-forced; near 100% means the answer is read out of the listing, near the accuracy "
+                         "above means it comes from the media tokens): " + ", ".join(
+                             f"{sense} {100 * s['accuracy']:.1f}% of {s['n']}" for sense, s in readout.items()
+                             if s.get("accuracy") is not None) + ".")
         lines.append("")
     shape = paper_shape(table)
     av = {a: table[ARM_LABELS[a]]["av"] for a in ARMS if "av" in table.get(ARM_LABELS[a], {})}

@@ -157,7 +157,8 @@ def run_demo(cfg: DemoConfig) -> dict:
     from ..schema import read_samples
     from ..synth.world import generate_world
     from .gspo_train import train
-    from .perception import caption_word_accuracy, train_perception
+    from .perception import train_perception
+    from .perception_measure import caption_word_accuracy, listing_readout_accuracy
     from .sft import SFTConfig, warm_start
 
     if cfg.threads > 0:
@@ -251,10 +252,14 @@ def run_demo(cfg: DemoConfig) -> dict:
             if cfg.perception_pretraining:  # teacher-forced caption content words, per sense, on the test clips
                 caption_words = caption_word_accuracy(
                     policy, test_samples, lambda s: load_modality_clip(s, "av", ecfg, load_clip))
+                # Teacher-forced with the reference listing: does the answer follow the listing at all?
+                readout = listing_readout_accuracy(
+                    policy, test_samples, lambda s, modality: load_modality_clip(s, modality, ecfg, load_clip))
         del policy
     perception = base_perception(rows, audio_rows)
     if cfg.perception_pretraining:
         perception["caption_words"] = caption_words
+        perception["listing_readout"] = readout
     write_report(rows, os.path.join(out, "eval"), title="OmniVideo-R1 demo: synthetic world, test split")
     timings["eval"] = time.perf_counter() - t0
 

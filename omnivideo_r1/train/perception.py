@@ -10,16 +10,17 @@ Alongside, the media-word objective: the hidden state at every video / audio pla
 the LM head the content word of what that token shows or hears (train/perception_data.py). That dense signal is
 what makes the encoders and the language model's reading of media tokens learnable in minutes.
 
-    from omnivideo_r1.train.perception import PerceptionConfig, train_perception, measure_perception
+    from omnivideo_r1.train.perception import PerceptionConfig, train_perception
     history = train_perception(policy, world_config, PerceptionConfig())
-    report = measure_perception(policy, test_samples, eval_config)
+
+What the trained base perceives is measured in train/perception_measure.py.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -127,7 +128,8 @@ class Task:
     """One of TASKS."""
 
 
-def _caption_sample(needs: str, clip_id: str) -> AVSample:
+def caption_sample(needs: str, clip_id: str) -> AVSample:
+    """The placeholder sample of a caption task (it has no options; its request is the user text)."""
     return AVSample(id=f"perception-{clip_id}-{needs}", video="", question=CAPTION_REQUEST[needs],
                     options=["-", "-"], answer="A", modality_needs=needs, source="perception")
 
@@ -145,7 +147,7 @@ def _make_task(policy, world: WorldConfig, cfg: PerceptionConfig, index: int, ki
         clip = clip.silent()
     if kind.endswith("caption"):
         # Captions use the plain system turn: the grounded-answer instructions are about answering questions.
-        prompt = PolicyPrompt(_caption_sample(needs, str(index)), clip, modality, DEFAULT_SYSTEM,
+        prompt = PolicyPrompt(caption_sample(needs, str(index)), clip, modality, DEFAULT_SYSTEM,
                               CAPTION_REQUEST[needs])
         pieces = caption_target(synth.timeline, needs, cfg.weights)
     else:
@@ -178,7 +180,7 @@ def _letter_drill_task(policy, world: WorldConfig, rng: np.random.Generator, dec
     return Task(prompt, ids + [eos], weights + [0.0], timeline, "letter_drill")
 
 
-def _media_forward(model, batch: dict, use_audio_in_video: bool):
+def last_hidden_states(model, batch: dict, use_audio_in_video: bool):
     """Last hidden states of the whole batch (run inside the policy's prepared module)."""
     thinker = thinker_of(model)
     return thinker.model(**batch, use_audio_in_video=use_audio_in_video, use_cache=False).last_hidden_state
@@ -236,7 +238,7 @@ def task_loss(policy, tasks: list[Task], world: WorldConfig, words: dict[str, in
     tasks that share one audio flag; returns (loss, stats)."""
     prompts = [t.prompt for t in tasks]
     batch, flag, prompt_len, ids_BS, mask_BS = policy._prompt_suffix_batch(prompts, [t.ids for t in tasks])
-    hidden = policy.forward_module_for(None)(_media_forward, batch, flag)
+    hidden = policy.forward_module_for(None)(last_hidden_states, batch, flag)
     lm_head = thinker_of(policy.model).lm_head
     w_BS = torch.zeros(ids_BS.shape)
     for row, t in enumerate(tasks):
@@ -386,96 +388,3 @@ def train_perception(policy, world: WorldConfig, cfg: PerceptionConfig, log: Cal
                 + f" ({row['seconds']:.0f}s)")
     policy.model.eval()
     return history
-
-
-def tower_embeddings(policy, clip) -> dict[str, torch.Tensor]:
-    """{"audio": (tokens, width), "video": (tokens, width)}: what the audio and vision towers hand the language
-    model for `clip` (before any language-model layer), to check that they depend on the clip at all."""
-    processor, thinker = policy.processor, thinker_of(policy.model)
-    inner = thinker.model if hasattr(thinker.model, "audio_tower") else thinker  # Qwen3-Omni nests the towers
-    features = processor.feature_extractor(clip.audio, sampling_rate=processor.feature_extractor.sampling_rate,
-                                           return_attention_mask=True, return_tensors="pt")
-    pixels = processor.video_processor(videos=[clip.frames_THWC], return_tensors="pt")
-    with torch.no_grad():
-        audio = inner.get_audio_features(features["input_features"],
-                                         feature_attention_mask=features["attention_mask"])
-        video = inner.get_video_features(pixels["pixel_values_videos"], pixels["video_grid_thw"])
-    audio = audio if torch.is_tensor(audio) else audio.last_hidden_state
-    video = video if torch.is_tensor(video) else video.pooler_output
-    return {"audio": audio.reshape(-1, audio.shape[-1]),
-            "video": torch.cat(list(video)) if isinstance(video, (tuple, list)) else video}
-
-
-def caption_word_accuracy(policy, samples: Sequence[AVSample], clip_loader: Callable[[AVSample], Any],
-                          weights: Weights | None = None, max_clips: int = 40) -> dict[str, dict[str, float]]:
-    """Teacher-forced top-1 accuracy on caption content words (colour / shape / position; sound name) for the
-    distinct clips of `samples`: video captions from silent video, audio captions from audio alone."""
-    from ..policy.prompting import PolicyPrompt
-    from ..policy.tokenizer import DEFAULT_SYSTEM
-    from ..synth.scene import Timeline
-
-    weights = weights or Weights()
-    eos = policy.tokenizer.convert_tokens_to_ids("<|im_end|>")
-    clips = list({s.video: s for s in samples if "timeline" in s.extra}.values())[:max_clips]
-    out: dict[str, dict[str, float]] = {}
-    with torch.no_grad():
-        for needs in ("video", "audio"):
-            correct = total = 0
-            for sample in clips:
-                clip = clip_loader(sample)
-                clip = clip.silent() if needs == "video" else clip
-                modality = "video" if needs == "video" else "audio"
-                timeline = Timeline.from_dict(sample.extra["timeline"])
-                prompt = PolicyPrompt(_caption_sample(needs, sample.id), clip, modality, DEFAULT_SYSTEM,
-                                      CAPTION_REQUEST[needs])
-                ids, w = tokenize_pieces(policy.tokenizer, caption_target(timeline, needs, weights))
-                batch, flag, prompt_len, ids_BS, _ = policy._prompt_suffix_batch([prompt], [ids + [eos]])
-                hidden = policy.forward_module_for(None)(_media_forward, batch, flag)
-                pred = thinker_of(policy.model).lm_head(hidden[0, prompt_len - 1: prompt_len - 1 + len(ids)]).argmax(-1)
-                hit = [bool(p == t) for p, t, wt in zip(pred.tolist(), ids, w) if wt >= weights.content]
-                correct, total = correct + sum(hit), total + len(hit)
-            out[needs] = {"correct": correct, "n": total, "accuracy": correct / total if total else None}
-    return out
-
-
-def measure_perception(policy, samples: Sequence[AVSample], eval_cfg=None, clip_loader=None,
-                       caption_clips: int = 40) -> dict[str, Any]:
-    """How well `policy` perceives, measured through the normal greedy multiple-choice evaluation.
-
-    Returns {"video_only": stats of video-only questions asked with silent video, "audio_only": stats of
-    audio-only questions asked with audio and video ("av"), "audio_only_audio": the same asked with audio alone,
-    "per_type": {query type: stats}, "caption_words": teacher-forced content-word accuracy of video / audio
-    captions on up to `caption_clips` clips (0: not measured), "rows": the eval rows}; stats carry n, correct,
-    accuracy and the Wilson 95% interval.
-    """
-    from ..eval.report import accuracy_stats
-    from ..eval.runner import EvalConfig, evaluate, load_modality_clip
-    from ..media.decode import load_clip
-
-    # 128 new tokens: a grounded answer lists every event of the needed sense (up to four shapes) first; a base
-    # trained with question_evidence="input" lists both senses' events with AV input and needs ~208.
-    eval_cfg = eval_cfg or EvalConfig(fps=2.0, max_frames=8, max_pixels=96 * 64, max_new_tokens=128, batch_size=8)
-    loader = clip_loader or load_clip
-    video_qs = [s for s in samples if s.modality_needs == "video"]
-    audio_qs = [s for s in samples if s.modality_needs == "audio"]
-    rows: list[dict[str, Any]] = []
-    for name, subset, modality in (("video_only", video_qs, "video"), ("audio_only", audio_qs, "av"),
-                                   ("audio_only_audio", audio_qs, "audio")):
-        for row in evaluate(policy, subset, modality, eval_cfg, loader) if subset else []:
-            row["measure"] = name
-            rows.append(row)
-    kind_of = {s.id: (s.extra.get("query") or {}).get("type", s.category) for s in samples}
-    report: dict[str, Any] = {name: accuracy_stats([r for r in rows if r["measure"] == name])
-                              for name in ("video_only", "audio_only", "audio_only_audio")}
-    report["per_type"] = {}
-    for row in rows:
-        if row["measure"] in ("video_only", "audio_only"):
-            report["per_type"].setdefault(kind_of[row["id"]], []).append(row)
-    report["per_type"] = {k: accuracy_stats(v) for k, v in sorted(report["per_type"].items())}
-    if caption_clips > 0:
-        def decoded(sample: AVSample):
-            return load_modality_clip(sample, "av", eval_cfg, loader)
-
-        report["caption_words"] = caption_word_accuracy(policy, samples, decoded, max_clips=caption_clips)
-    report["rows"] = rows
-    return report
