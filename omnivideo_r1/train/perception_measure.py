@@ -14,7 +14,7 @@ import torch
 from ..policy.forward import thinker_of
 from ..schema import LETTERS, AVSample
 from .perception import caption_sample, last_hidden_states
-from .perception_data import CAPTION_REQUEST, Weights, caption_target, question_target, tokenize_pieces
+from .perception_data import CAPTION_REQUEST, Weights, caption_target, tokenize_pieces
 
 
 def tower_embeddings(policy, clip) -> dict[str, torch.Tensor]:
@@ -114,36 +114,36 @@ def measure_perception(policy, samples: Sequence[AVSample], eval_cfg=None, clip_
 
 
 def listing_readout_accuracy(policy, samples: Sequence[AVSample], clip_loader: Callable[[AVSample, str], Any],
-                             max_questions: int = 200) -> dict[str, dict[str, float]]:
+                             max_questions: int = 200) -> dict[str, dict[str, Any]]:
     """Does the answer follow the listing? For each single-modality question (video-only on silent video, audio-only
     on audio alone) the reference listing of the input's events is given after the prompt, teacher-forced, and the
     options are ranked by the log-probability of `<thinking> {option text}</thinking><answer>` after it. Returns
-    {"video" / "audio": {"correct", "n", "accuracy"}}: the share whose right option ranks first. `clip_loader(sample,
-    modality)` gives the clip as that condition shows it (eval/runner.py: load_modality_clip).
+    {"video" / "audio": accuracy stats (n, correct, accuracy, Wilson interval)}: the share whose right option ranks
+    first. `clip_loader(sample, modality)` gives the clip as that condition shows it (eval/runner.py:
+    load_modality_clip).
 
     A base that reads its answer out of its own listing scores near 100% here, whatever its eyes and ears; one that
     answers from the media tokens scores about its plain accuracy, and then a better listing never reaches the
     answer (measured on the demo's bases: docs/demo-results.md)."""
+    from ..eval.report import accuracy_stats
     from ..synth.scene import Timeline
 
-    out: dict[str, dict[str, float]] = {}
+    out: dict[str, dict[str, Any]] = {}
     tok = policy.tokenizer
     with torch.no_grad():
         for needs in ("video", "audio"):
-            correct = total = 0
+            rows = []
             asked = [s for s in samples if s.modality_needs == needs and "timeline" in s.extra][:max_questions]
             for sample in asked:
-                clip = clip_loader(sample, needs)
-                prompt = policy.make_prompt(sample, clip, needs)
-                pieces = question_target(sample, Timeline.from_dict(sample.extra["timeline"]), Weights(), "input",
-                                         input_modality=needs)
-                listing = "".join(t for t, _ in pieces).split("<thinking>")[0] + "<thinking>"
+                prompt = policy.make_prompt(sample, clip_loader(sample, needs), needs)
+                # With one sense as input, the reply's listing is that sense's caption target.
+                timeline = Timeline.from_dict(sample.extra["timeline"])
+                listing = "".join(t for t, _ in caption_target(timeline, needs, Weights())) + "<thinking>"
                 start = len(tok.encode(listing, add_special_tokens=False))
                 scored = [tok.encode(f"{listing} {text}</thinking><answer>", add_special_tokens=False)
                           for text in sample.options]
                 logp_BT, mask_BT = policy.logprobs([prompt] * len(scored), scored)
                 score_B = (logp_BT[:, start:] * mask_BT[:, start:]).sum(-1)
-                correct += int(score_B.argmax()) == LETTERS.index(sample.answer)
-                total += 1
-            out[needs] = {"correct": correct, "n": total, "accuracy": correct / total if total else None}
+                rows.append({"correct": int(score_B.argmax()) == LETTERS.index(sample.answer)})
+            out[needs] = accuracy_stats(rows)
     return out
