@@ -149,7 +149,6 @@ def run_demo(cfg: DemoConfig) -> dict:
 
     from ..eval.report import write_report
     from ..eval.runner import EvalConfig, evaluate, load_modality_clip
-    from ..media.decode import load_clip
     from ..media.cache import ClipCache
     from ..media.types import MediaError
     from ..policy.omni import OmniPolicy
@@ -235,12 +234,16 @@ def run_demo(cfg: DemoConfig) -> dict:
     t0 = time.perf_counter()
     ecfg = EvalConfig(fps=2.0, max_frames=cfg.max_frames, max_pixels=cfg.max_pixels,
                       max_new_tokens=cfg.max_new_tokens, batch_size=8)
+    # Every arm sees the same test clips under the same conditions, and the base's perception measures read them
+    # again: decode each (clip, condition) once. The demo's test split fits in well under the cap (~0.4 MB a clip).
+    eval_clips = ClipCache(512 * 2**20)
+    load_test_clip = eval_clips.get_or_load
     rows = []
     needs_by_id = {s.id: s.modality_needs for s in test_samples}
     for arm in ARMS:
         policy = OmniPolicy.from_pretrained(model_dirs[arm])
         for modality in cfg.modalities:
-            for row in evaluate(policy, test_samples, modality, ecfg):
+            for row in evaluate(policy, test_samples, modality, ecfg, load_test_clip):
                 row["model"] = ARM_LABELS[arm]
                 row["benchmark"] = "synthetic-test"
                 row["modality_needs"] = needs_by_id.get(row["id"], "unknown")
@@ -248,14 +251,16 @@ def run_demo(cfg: DemoConfig) -> dict:
         if arm == "base":
             # The base's perception, measured directly (the RL arms are judged on top of it): audio-only questions
             # with the audio alone here, video-only ones on silent video from the rows above.
-            audio_rows = evaluate(policy, [s for s in test_samples if s.modality_needs == "audio"], "audio", ecfg)
+            audio_rows = evaluate(policy, [s for s in test_samples if s.modality_needs == "audio"], "audio", ecfg,
+                                  load_test_clip)
             if cfg.perception_pretraining:  # teacher-forced caption content words, per sense, on the test clips
                 caption_words = caption_word_accuracy(
-                    policy, test_samples, lambda s: load_modality_clip(s, "av", ecfg, load_clip))
+                    policy, test_samples, lambda s: load_modality_clip(s, "av", ecfg, load_test_clip))
                 # Teacher-forced with the reference listing: does the answer follow the listing at all?
                 readout = listing_readout_accuracy(
-                    policy, test_samples, lambda s, modality: load_modality_clip(s, modality, ecfg, load_clip))
+                    policy, test_samples, lambda s, modality: load_modality_clip(s, modality, ecfg, load_test_clip))
         del policy
+    eval_clips.clear()
     perception = base_perception(rows, audio_rows)
     if cfg.perception_pretraining:
         perception["caption_words"] = caption_words
