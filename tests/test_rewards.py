@@ -86,6 +86,16 @@ def test_format_partial_credit():
     assert scores == pytest.approx([1.0, 2 / 3, 2 / 3, 0.0])
 
 
+def test_format_allow_overlap_pays_overlapping_segments_only():
+    overlapping = f"<time>0.0-2.0</time><caption>A red circle.</caption><time>1.0-1.5</time><caption>A beep.</caption>{TA}"
+    reversed_span = f"<time>2.0-1.0</time><caption>x</caption>{TA}"
+    strict, lenient = FormatRewardConfig(), FormatRewardConfig(allow_overlap=True)
+    assert format_reward([rec(overlapping)], strict).scores == [0.0]
+    assert format_reward([rec(overlapping)], lenient).scores == [1.0]
+    assert format_reward([rec(overlapping)], lenient).metrics["fail_overlap_rate"] == 0.0
+    assert format_reward([rec(reversed_span)], lenient).scores == [0.0]  # every other segment check still applies
+
+
 def test_parse_grounded_response_fields():
     parsed = parse_grounded_response(f"<time>0.0-1.0</time><caption> red </caption>{SEG}{TA}")
     assert parsed.ok and parsed.answer == "B" and parsed.thinking == "The beep comes with green."

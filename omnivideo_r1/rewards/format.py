@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from .grounded_format import (
     BEYOND_DURATION,
     JUNK,
+    OVERLAP,
     PROBLEMS,
     SEGMENT_PROBLEMS,
     THINK_ANSWER_PROBLEMS,
@@ -29,12 +30,18 @@ class FormatRewardConfig:
     partial_credit: bool = False
     """False: 1.0 or 0.0 (released behaviour). True: the share of the three check groups passed (segments,
     thinking/answer, nothing outside tags), so a nearly right reply earns 1/3 or 2/3."""
+    allow_overlap: bool = False
+    """Pay segments that overlap in time. False (default): overlapping segments fail the segment checks, as for
+    segments of one timeline. True for replies that ground both senses: a sound heard while a shape is on screen is
+    two overlapping segments, and a binding question's evidence is exactly that overlap."""
 
 
 def format_problems(record: RolloutRecord, cfg: FormatRewardConfig) -> list[str]:
     """All problem codes of one reply, including the clip-length check the text parser cannot do."""
     parsed = parse_grounded_response(record.completion)
     problems = set(parsed.problems)
+    if cfg.allow_overlap:
+        problems.discard(OVERLAP)
     duration = record.duration
     if duration is not None and any(seg.end > duration + cfg.duration_tolerance_s for seg in parsed.segments):
         problems.add(BEYOND_DURATION)
