@@ -7,12 +7,14 @@ import os
 from dataclasses import asdict
 
 import pytest
+import yaml
 
 from omnivideo_r1.eval.demo_report import (ARM_LABELS, ARMS, answer_entropy_bits, answer_spread, paired_vs_base,
                                            paper_shape, trailing_mean)
 from omnivideo_r1.eval.report import mcnemar_exact_p
 from omnivideo_r1.train.demo import DemoConfig, arm_config, run_demo
 from omnivideo_r1.config import load_config
+from omnivideo_r1.schema import read_samples
 
 
 @pytest.mark.slow
@@ -31,6 +33,8 @@ def test_demo_smoke_writes_a_consistent_ablation(tmp_path, monkeypatch, perceive
     out = tmp_path / "demo"
     overrides = [f"out_dir={out}", f"perception_pretraining={str(perceive).lower()}", "perception.steps=2",
                  "perception.batch_size=2", "perception.log_every=0"]
+    if perceive:  # the paper's RL data (cross-modal questions only) and overlapping segments paid by the format reward
+        overrides += ["rl_questions=both", "format_allow_overlap=true"]
     cfg = load_config(DemoConfig, "demo_smoke", overrides)  # the shipped smoke preset: a handful of steps
     result = run_demo(cfg)
 
@@ -47,6 +51,12 @@ def test_demo_smoke_writes_a_consistent_ablation(tmp_path, monkeypatch, perceive
         assert (out / arm / "final" / "config.json").is_file()
         assert (out / arm / "rollouts.jsonl").is_file()  # what the viewer shows per step
         assert (out / arm / "metrics.jsonl").is_file()
+        if perceive:  # rl_questions=both: the arm trained on the train split's cross-modal questions, all of them
+            stage = "qi" if arm == "qi" else "ma"
+            train_path = yaml.safe_load((out / arm / f"config_{stage}.yaml").read_text())["data"]["train_path"]
+            trained_on = [s.modality_needs for s in read_samples(train_path)]
+            in_split = [s.modality_needs for s in read_samples(str(out / "world" / "train.jsonl"))]
+            assert trained_on == ["both"] * in_split.count("both") and trained_on, (arm, trained_on)
 
     saved = json.loads((out / "ablation.json").read_text())
     table = saved["table"]
@@ -171,6 +181,9 @@ def test_arm_config_is_the_stage_recipe_on_demo_settings():
     assert qi.gspo.minibatches_per_rollout == 3 and qi.data.max_frames == 4
     assert not qi.model.freeze_audio and not qi.model.freeze_vision
     assert "modality_attention" not in qi.reward_options
+    assert qi.reward_options["format"] == {"partial_credit": True, "allow_overlap": False}
+    assert arm_config(DemoConfig(format_allow_overlap=True), "qi", "o", "b", "t", 1).reward_options["format"][
+        "allow_overlap"]
     ma = arm_config(cfg, "ma", "out/ma", "out/base", "world/train.jsonl", 5)
     assert ma.reward_options["modality_attention"]["mode"] == "confidence"
     assert qi.rewards == {"answer": 2.0, "format": 0.5, "intent": 0.5}

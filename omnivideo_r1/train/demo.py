@@ -96,6 +96,12 @@ class DemoConfig:
     equal weights, train/config.py STAGE_DEFAULT_REWARDS)."""
     rl_rewards_ma: dict[str, float] = field(default_factory=dict)
     """Reward weights of the MA arms (MA only and QI -> MA) by name (empty: the paper's equal weights)."""
+    rl_questions: Literal["all", "both"] = "all"
+    """Training questions of the RL arms: "all" of the train split, or only the cross-modal ("both") ones, which is
+    what the paper's curation keeps (samples that depend on the video and on the audio)."""
+    format_allow_overlap: bool = False
+    """Format reward pays segments that overlap in time (rewards/format.py: allow_overlap). The perception base
+    lists both senses' events, and a sound heard while a shape is on screen is two overlapping segments."""
     format_partial_credit: bool = True
     """Format reward with partial credit (1/3 per check group) instead of the paper's binary one."""
     ma_mode: str = "accuracy"
@@ -153,7 +159,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     from ..media.types import MediaError
     from ..policy.omni import OmniPolicy
     from ..policy.tiny import TinyOmniSpec, build_tiny_policy_files
-    from ..schema import read_samples
+    from ..schema import read_samples, write_samples
     from ..synth.world import generate_world
     from .gspo_train import train
     from .perception import train_perception
@@ -217,12 +223,18 @@ def run_demo(cfg: DemoConfig) -> dict:
 
     # 3. the ablation arms: QI, MA, QI -> MA, all from the same warm-started base
     model_dirs = {"base": base_dir}
+    rl_train = os.path.join(world, "train.jsonl")
+    if cfg.rl_questions == "both":
+        rl_train = os.path.join(world, "train_both.jsonl")
+        if not write_samples(rl_train, [s for s in train_samples if s.modality_needs == "both"]):
+            raise ValueError(f"rl_questions=both: the train split of {world} has no cross-modal question; raise n_clips "
+                             "or the train share of splits, or set rl_questions=all")
     curves = {}
     for arm, stage, init in (("qi", "qi", base_dir), ("ma", "ma", base_dir), ("qi_ma", "ma", None)):
         t0 = time.perf_counter()
         init = init or model_dirs["qi"]
         steps = cfg.rl_steps_qi if stage == "qi" else cfg.rl_steps_ma
-        train(arm_config(cfg, stage, os.path.join(out, arm), init, os.path.join(world, "train.jsonl"), steps))
+        train(arm_config(cfg, stage, os.path.join(out, arm), init, rl_train, steps))
         model_dirs[arm] = os.path.join(out, arm, "final")
         curves[arm] = read_curves(os.path.join(out, arm, "metrics.jsonl"))
         timings[f"train_{arm}"] = time.perf_counter() - t0
@@ -297,7 +309,7 @@ def arm_config(cfg: DemoConfig, stage: str, out_dir: str, init_dir: str, train_p
     settings, starting from `init_dir`. The tiny model is fully trained (encoders unfrozen, no LoRA)."""
     from .config import DataConfig, GSPOConfig, ModelConfig, OptimConfig, RolloutConfig, RunConfig, TrainConfig
 
-    options: dict = {"format": {"partial_credit": cfg.format_partial_credit}}
+    options: dict = {"format": {"partial_credit": cfg.format_partial_credit, "allow_overlap": cfg.format_allow_overlap}}
     if stage == "ma":
         options["modality_attention"] = {"mode": cfg.ma_mode, "accuracy_rule": cfg.ma_accuracy_rule}
     return TrainConfig(
