@@ -185,6 +185,9 @@ def run_demo(cfg: DemoConfig) -> dict:
     print(f"[demo] world: clips {summary['clips']}, questions {summary['questions']} ({timings['world']:.0f}s)")
     train_samples = read_samples(os.path.join(world, "train.jsonl"))
     test_samples = read_samples(os.path.join(world, "test.jsonl"))
+    if cfg.rl_questions == "both" and not any(s.modality_needs == "both" for s in train_samples):
+        raise ValueError(f"rl_questions=both: the train split of {world} has no cross-modal question; raise n_clips "
+                         "or the train share of splits, or set rl_questions=all")
     if cfg.eval_limit:
         test_samples = test_samples[: cfg.eval_limit]
 
@@ -226,9 +229,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     rl_train = os.path.join(world, "train.jsonl")
     if cfg.rl_questions == "both":
         rl_train = os.path.join(world, "train_both.jsonl")
-        if not write_samples(rl_train, [s for s in train_samples if s.modality_needs == "both"]):
-            raise ValueError(f"rl_questions=both: the train split of {world} has no cross-modal question; raise n_clips "
-                             "or the train share of splits, or set rl_questions=all")
+        write_samples(rl_train, [s for s in train_samples if s.modality_needs == "both"])
     curves = {}
     for arm, stage, init in (("qi", "qi", base_dir), ("ma", "ma", base_dir), ("qi_ma", "ma", None)):
         t0 = time.perf_counter()
