@@ -194,18 +194,14 @@ def render_markdown(table: dict, modalities: list[str], *, config: dict, timings
     if perception:
         lines += ["Base perception (before RL), single-modality test questions: " + "; ".join(
             f"{name} {_cell(stats)}" for name, stats in perception.items() if "accuracy" in stats) + "."]
-        words = perception.get("caption_words")
-        if words:
-            lines.append("Caption content words predicted right (teacher-forced, test clips): " + ", ".join(
-                f"{sense} {100 * s['accuracy']:.1f}% of {s['n']}" for sense, s in words.items()
-                if s.get("accuracy") is not None) + ".")
-        readout = perception.get("listing_readout")
-        if readout:
-            lines.append("Right option ranked first when the correct listing of the input's events is given "
-                         "(teacher-forced; near 100% means the answer is read out of the listing, near the accuracy "
-                         "above means it comes from the media tokens): " + ", ".join(
-                             f"{sense} {100 * s['accuracy']:.1f}% of {s['n']}" for sense, s in readout.items()
-                             if s.get("accuracy") is not None) + ".")
+        for key, lead in (("caption_words", "Caption content words predicted right (teacher-forced, test clips)"),
+                          ("listing_readout", "Right option ranked first when the correct listing of the input's "
+                           "events is given (teacher-forced; near 100% means the answer is read out of the listing, "
+                           "near the accuracy above means it comes from the media tokens)")):
+            if perception.get(key):
+                lines.append(f"{lead}: " + ", ".join(f"{sense} {100 * s['accuracy']:.1f}% of {s['n']}"
+                                                     for sense, s in perception[key].items()
+                                                     if s.get("accuracy") is not None) + ".")
         lines.append("")
     shape = paper_shape(table)
     av = {a: table[ARM_LABELS[a]]["av"] for a in ARMS if "av" in table.get(ARM_LABELS[a], {})}

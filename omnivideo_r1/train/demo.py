@@ -185,7 +185,8 @@ def run_demo(cfg: DemoConfig) -> dict:
     print(f"[demo] world: clips {summary['clips']}, questions {summary['questions']} ({timings['world']:.0f}s)")
     train_samples = read_samples(os.path.join(world, "train.jsonl"))
     test_samples = read_samples(os.path.join(world, "test.jsonl"))
-    if cfg.rl_questions == "both" and not any(s.modality_needs == "both" for s in train_samples):
+    cross_modal = [s for s in train_samples if s.modality_needs == "both"]
+    if cfg.rl_questions == "both" and not cross_modal:
         raise ValueError(f"rl_questions=both: the train split of {world} has no cross-modal question; raise n_clips "
                          "or the train share of splits, or set rl_questions=all")
     if cfg.eval_limit:
@@ -229,7 +230,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     rl_train = os.path.join(world, "train.jsonl")
     if cfg.rl_questions == "both":
         rl_train = os.path.join(world, "train_both.jsonl")
-        write_samples(rl_train, [s for s in train_samples if s.modality_needs == "both"])
+        write_samples(rl_train, cross_modal)
     curves = {}
     for arm, stage, init in (("qi", "qi", base_dir), ("ma", "ma", base_dir), ("qi_ma", "ma", None)):
         t0 = time.perf_counter()
@@ -267,11 +268,12 @@ def run_demo(cfg: DemoConfig) -> dict:
             audio_rows = evaluate(policy, [s for s in test_samples if s.modality_needs == "audio"], "audio", ecfg,
                                   load_test_clip)
             if cfg.perception_pretraining:  # teacher-forced caption content words, per sense, on the test clips
-                caption_words = caption_word_accuracy(
-                    policy, test_samples, lambda s: load_modality_clip(s, "av", ecfg, load_test_clip))
+                def test_clip(sample, modality):
+                    return load_modality_clip(sample, modality, ecfg, load_test_clip)
+
+                caption_words = caption_word_accuracy(policy, test_samples, test_clip)
                 # Teacher-forced with the reference listing: does the answer follow the listing at all?
-                readout = listing_readout_accuracy(
-                    policy, test_samples, lambda s, modality: load_modality_clip(s, modality, ecfg, load_test_clip))
+                readout = listing_readout_accuracy(policy, test_samples, test_clip)
         del policy
     eval_clips.clear()
     perception = base_perception(rows, audio_rows)

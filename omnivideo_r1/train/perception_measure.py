@@ -35,10 +35,11 @@ def tower_embeddings(policy, clip) -> dict[str, torch.Tensor]:
             "video": torch.cat(list(video)) if isinstance(video, (tuple, list)) else video}
 
 
-def caption_word_accuracy(policy, samples: Sequence[AVSample], clip_loader: Callable[[AVSample], Any],
+def caption_word_accuracy(policy, samples: Sequence[AVSample], clip_loader: Callable[[AVSample, str], Any],
                           weights: Weights | None = None, max_clips: int = 40) -> dict[str, dict[str, float]]:
     """Teacher-forced top-1 accuracy on caption content words (colour / shape / position; sound name) for the
-    distinct clips of `samples`: video captions from silent video, audio captions from audio alone."""
+    distinct clips of `samples`: video captions from silent video, audio captions from audio alone.
+    `clip_loader(sample, modality)` gives the clip as that condition shows it (eval/runner.py: load_modality_clip)."""
     from ..policy.prompting import PolicyPrompt
     from ..policy.tokenizer import DEFAULT_SYSTEM
     from ..synth.scene import Timeline
@@ -51,12 +52,9 @@ def caption_word_accuracy(policy, samples: Sequence[AVSample], clip_loader: Call
         for needs in ("video", "audio"):
             correct = total = 0
             for sample in clips:
-                clip = clip_loader(sample)
-                clip = clip.silent() if needs == "video" else clip
-                modality = "video" if needs == "video" else "audio"
                 timeline = Timeline.from_dict(sample.extra["timeline"])
-                prompt = PolicyPrompt(caption_sample(needs, sample.id), clip, modality, DEFAULT_SYSTEM,
-                                      CAPTION_REQUEST[needs])
+                prompt = PolicyPrompt(caption_sample(needs, sample.id), clip_loader(sample, needs), needs,
+                                      DEFAULT_SYSTEM, CAPTION_REQUEST[needs])
                 ids, w = tokenize_pieces(policy.tokenizer, caption_target(timeline, needs, weights))
                 batch, flag, prompt_len, ids_BS, _ = policy._prompt_suffix_batch([prompt], [ids + [eos]])
                 hidden = policy.forward_module_for(None)(last_hidden_states, batch, flag)
@@ -103,12 +101,11 @@ def measure_perception(policy, samples: Sequence[AVSample], eval_cfg=None, clip_
             report["per_type"].setdefault(kind_of[row["id"]], []).append(row)
     report["per_type"] = {k: accuracy_stats(v) for k, v in sorted(report["per_type"].items())}
     if caption_clips > 0:
-        def decoded(sample: AVSample):
-            return load_modality_clip(sample, "av", eval_cfg, loader)
+        def decoded(sample: AVSample, modality: str):
+            return load_modality_clip(sample, modality, eval_cfg, loader)
 
         report["caption_words"] = caption_word_accuracy(policy, samples, decoded, max_clips=caption_clips)
-        report["listing_readout"] = listing_readout_accuracy(
-            policy, samples, lambda sample, modality: load_modality_clip(sample, modality, eval_cfg, loader))
+        report["listing_readout"] = listing_readout_accuracy(policy, samples, decoded)
     report["rows"] = rows
     return report
 
