@@ -240,3 +240,13 @@ def test_presets_load_and_the_perceive_preset_fits_its_replies(tiny_dirs):
     longest = max(len(tokenize_pieces(tok, caption_target(make_clip(7, i, cfg.world).timeline, listed, Weights()))[0])
                   for i in range(60)) + len(tok.encode(tail, add_special_tokens=False))
     assert longest <= cfg.max_new_tokens
+
+
+def test_rl_questions_both_without_a_cross_modal_train_question_is_a_user_error(tmp_path):
+    from omnivideo_r1.errors import UsageError
+
+    cfg = load_config(DemoConfig, "demo_smoke", [f"out_dir={tmp_path / 'demo'}", "n_clips=2", "splits=[0.0,0.0,1.0]",
+                                                 "rl_questions=both"])
+    with pytest.raises(UsageError, match="rl_questions=both.*no cross-modal question"):
+        run_demo(cfg)
+    assert not (tmp_path / "demo" / "base").exists()  # stopped before any training

@@ -19,6 +19,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
+from ..errors import UsageError
 from ..synth.scene import WorldConfig
 from .perception import PerceptionConfig
 
@@ -187,7 +188,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     test_samples = read_samples(os.path.join(world, "test.jsonl"))
     cross_modal = [s for s in train_samples if s.modality_needs == "both"]
     if cfg.rl_questions == "both" and not cross_modal:
-        raise ValueError(f"rl_questions=both: the train split of {world} has no cross-modal question; raise n_clips "
+        raise UsageError(f"rl_questions=both: the train split of {world} has no cross-modal question; raise n_clips "
                          "or the train share of splits, or set rl_questions=all")
     if cfg.eval_limit:
         test_samples = test_samples[: cfg.eval_limit]
