@@ -42,6 +42,26 @@ def test_fresh_model_media_embeddings_change_with_the_clip(tiny_dirs, family, on
         assert _relative_difference(first[tower], second[tower]) > 0.05, tower
 
 
+def test_fresh_model_video_tokens_say_where_the_shape_is(tiny_dirs, one_thread):
+    # At the width-scaled init of Qwen3-Omni's learned position table (std 0.125, against patch content of std
+    # ~1.3), a shape's token differed by 8% between the left and the right of the frame; training erased that
+    # and the base listed every shape "on the left". Qwen2.5-Omni's vision tower has no position table.
+    from omnivideo_r1.policy.omni import OmniPolicy
+    from omnivideo_r1.synth.scene import Timeline, VisualEvent, render_frames
+    from omnivideo_r1.train.perception_measure import tower_embeddings
+
+    policy = OmniPolicy.from_pretrained(tiny_dirs["qwen3_omni"])
+    tokens = {}
+    for position in ("left", "right"):
+        timeline = Timeline(WORLD.duration_s, [VisualEvent("circle", "red", position, 0.0, WORLD.duration_s)], [])
+        clip = clip_from_frames(render_frames(timeline, WORLD), np.zeros(16000 * 4, np.float32), WORLD, 2.0, 8,
+                                WORLD.width * WORLD.height)
+        tokens[position] = tower_embeddings(policy, clip)["video"]
+    # 96x64 frames: 3 merged columns (left, center, right) x 2 rows per time step; the shape fills its column.
+    left_shape, right_shape = tokens["left"][0], tokens["right"][2]
+    assert float((left_shape - right_shape).norm() / left_shape.norm()) > 0.3
+
+
 def test_video_token_labels_follow_the_merged_patch_grid():
     synth, clip = _clip(0)
     # 96x64 frames, 16-pixel patches merged 2x2: 3 columns (one per screen position) x 2 rows per time step.
@@ -57,7 +77,7 @@ def test_video_token_labels_follow_the_merged_patch_grid():
             if not shown:
                 assert words == [NOTHING_WORD]
             else:
-                assert words in ([e.colour, e.shape] for e in shown)
+                assert words in ([e.colour, e.shape, e.position] for e in shown)
 
 
 def test_audio_token_labels_name_the_sound_at_each_time():
@@ -148,6 +168,28 @@ def test_single_modality_questions_never_need_both_senses():
                 kinds.add(sample.extra["query"]["type"])
     assert kinds <= {"colour_of_shape", "colour_of_nth", "object_at_position", "count_beeps", "nth_sound"}
     assert len(kinds) >= 4
+
+
+def test_time_window_questions_are_single_modality_and_answered_after_the_listing():
+    from omnivideo_r1.synth.questions import TIME_WINDOW_TYPES, LetterDeck
+    from omnivideo_r1.train.perception import PerceptionConfig
+
+    rng = np.random.default_rng(2)
+    deck = LetterDeck(rng)
+    kinds = set()
+    for i in range(12):
+        synth, _ = _clip(i)
+        for needs in ("video", "audio"):
+            sample = single_modality_question(synth.timeline, WORLD, rng, deck, needs, f"t{i}", time_window=True)
+            if sample is None:
+                continue
+            assert sample.modality_needs == needs == TIME_WINDOW_TYPES[sample.extra["query"]["type"]][0]
+            kinds.add(sample.extra["query"]["type"])
+            text = "".join(t for t, _ in question_target(sample, synth.timeline, Weights(), "input", "text", needs))
+            assert text.endswith(f"<thinking> {sample.answer_text}</thinking><answer> {sample.answer_text}</answer>")
+    assert kinds == set(TIME_WINDOW_TYPES)
+    with pytest.raises(ValueError, match="time_question_share"):
+        PerceptionConfig(time_question_share=1.5)
 
 
 def test_perception_training_smoke_lowers_the_loss_and_measures(tiny_dirs, tmp_path, one_thread):

@@ -235,6 +235,55 @@ def test_ambiguous_hand_made_questions_are_caught():
         candidate_answers(bad, "both")
 
 
+TWO_SHAPES = [VisualEvent("circle", "red", "left", 0.0, 1.0), VisualEvent("square", "green", "right", 1.5, 2.5)]
+
+
+@pytest.mark.parametrize("query, options, needs, expected_letters", [
+    # A window inside the red circle: video alone answers, audio alone says nothing.
+    ({"type": "colour_at_time", "start": 0.25, "end": 0.75}, ["red", "green", "blue", "yellow"], "video", {"A"}),
+    # A window straddling both shapes is ambiguous (red and green): dropped by the answerability check.
+    ({"type": "colour_at_time", "start": 0.75, "end": 1.75}, ["red", "green", "blue", "yellow"], "video",
+     {"A", "B"}),
+    # A window in the gap between the shapes: nothing was on screen.
+    ({"type": "shape_at_time", "start": 1.0, "end": 1.5}, ["circle", "square", "triangle", NO_SHAPE], "video",
+     {"D"}),
+    # Half in the square, half after it: the square, or no shape for the rest of the window.
+    ({"type": "shape_at_time", "start": 2.25, "end": 2.75}, ["circle", "square", "triangle", NO_SHAPE], "video",
+     {"B", "D"}),
+    ({"type": "sound_at_time", "start": 0.0, "end": 1.0},
+     ["a high-pitched beep", "a low-pitched beep", "a mid-pitched beep", "a burst of noise"], "audio", {"A"}),
+])
+def test_time_window_questions_read_one_sense_over_the_window(query, options, needs, expected_letters):
+    from omnivideo_r1.synth.scene import AudioEvent
+
+    sample = _hand_made(TWO_SHAPES, [AudioEvent("high", 0.5, 1.0), AudioEvent("low", 3.0, 3.5)], query, options,
+                        "A", needs=needs)
+    assert candidate_answers(sample, "both") == expected_letters
+    assert candidate_answers(sample, needs) == expected_letters
+    other = "audio" if needs == "video" else "video"
+    assert candidate_answers(sample, other) == set("ABCD")  # the other sense rules nothing out
+    assert (answerability_problems(sample) == []) == (expected_letters == {"A"})
+
+
+def test_time_window_questions_name_the_window_as_the_listing_writes_it():
+    from omnivideo_r1.synth.questions import TIME_WINDOW_TYPES, question_text, time_window_queries
+    from omnivideo_r1.synth.scene import sample_timeline
+
+    world = WorldConfig()
+    rng = np.random.default_rng(3)
+    seen = set()
+    for _ in range(20):
+        tl = sample_timeline(rng, world)
+        for q in time_window_queries(tl, world, rng):
+            seen.add(q["type"])
+            assert 0.0 <= q["start"] < q["end"] <= tl.duration
+            lo, hi = world.audio_event_s if TIME_WINDOW_TYPES[q["type"]][0] == "video" else world.visual_event_s
+            assert lo - 1e-9 <= q["end"] - q["start"] <= hi + 1e-9
+            # The same "1.0-1.5" digits as a <time>1.0-1.5</time> tag of the listing.
+            assert f" {q['start']:.1f}-{q['end']:.1f} s?" in question_text(q)
+    assert seen == set(TIME_WINDOW_TYPES)
+
+
 # ---- config and CLI --------------------------------------------------------------------------------------------
 
 def test_config_and_split_errors(tmp_path):

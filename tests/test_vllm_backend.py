@@ -356,7 +356,7 @@ def test_gspo_learns_with_both_backends_on_the_same_data(world, tmp_path):
     write_samples(str(data), [sample])
     clip = load_clip(sample.video, fps=2.0, max_frames=4, max_pixels=64 * 64, audio_path=sample.audio)
     tokenizer = OmniPolicy.from_pretrained(str(base)).tokenizer
-    common = ["rollout.max_new_tokens=32", "rollout.rollouts_per_prompt=4", "optim.min_lr=1e-2",
+    common = ["rollout.max_new_tokens=32", "rollout.rollouts_per_prompt=8", "optim.min_lr=1e-2",
               "optim.warmup_fraction=0", f"data.train_path={data}", "data.audio_layout=separate",
               "rewards={format: 1.0, intent: 1.0}", "model.lora_alpha=16", "model.lora_rank=8"]
     gains, gaps = {}, {}

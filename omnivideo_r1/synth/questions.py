@@ -34,6 +34,13 @@ QUERY_TYPES: dict[str, tuple[str, str]] = {
     "sound_during_object": ("both", "av_binding_sound"),
 }
 CATEGORIES = tuple(sorted({cat for _, cat in QUERY_TYPES.values()}))
+TIME_WINDOW_TYPES: dict[str, tuple[str, str]] = {
+    "colour_at_time": ("video", "visual_time"),
+    "shape_at_time": ("video", "visual_time"),
+    "sound_at_time": ("audio", "audio_time"),
+}
+"""Single-modality questions that name a time window ("What colour was the shape on screen at 1.0-1.5 s?"): the
+one-sense half of each cross-modal question, used only to train perception (synthetic worlds never ask them)."""
 
 
 def sound_text(sound: str) -> str:
@@ -51,8 +58,10 @@ def _covered(tl: Timeline, start: float, end: float) -> float:
 def consistent_answers(query: dict[str, Any], tl: Timeline, knowledge: Knowledge) -> set[str] | None:
     """Option texts an observer with `knowledge` cannot rule out; None when that sense reveals nothing about it."""
     kind = query["type"]
+    if kind in TIME_WINDOW_TYPES:
+        return _time_window_truth(query, tl, knowledge)
     if kind not in QUERY_TYPES:
-        raise ValueError(f"unknown synthetic query type {kind!r}; known: {sorted(QUERY_TYPES)}")
+        raise ValueError(f"unknown synthetic query type {kind!r}; known: {sorted(QUERY_TYPES | TIME_WINDOW_TYPES)}")
     needs = QUERY_TYPES[kind][0]
     if needs == "video":
         # The audio says nothing about shapes, colours or positions.
@@ -97,6 +106,38 @@ def _visual_truth(query: dict[str, Any], tl: Timeline) -> set[str]:
         k = int(query["index"])
         return {vis[k].colour} if k < len(vis) else set()
     return {object_text(v.colour, v.shape) for v in vis if v.position == query["position"]}
+
+
+def _time_window_truth(query: dict[str, Any], tl: Timeline, knowledge: Knowledge) -> set[str] | None:
+    """What was on screen / heard during [start, end], read exactly as the cross-modal questions read a sound's
+    or a shape's time span."""
+    kind, start, end = query["type"], float(query["start"]), float(query["end"])
+    if knowledge != "both" and knowledge != TIME_WINDOW_TYPES[kind][0]:
+        return None
+    if kind == "sound_at_time":
+        return {sound_text(a.sound) for a in tl.audio if overlap(start, end, a.start, a.end) > 0}
+    on = [v for v in tl.visual if overlap(start, end, v.start, v.end) > 0]
+    if kind == "colour_at_time":
+        return {v.colour for v in on}
+    out = {v.shape for v in on}
+    if _covered(tl, start, end) < (end - start) - 1e-9:
+        out.add(NO_SHAPE)
+    return out
+
+
+def time_window_queries(tl: Timeline, cfg: WorldConfig, rng: np.random.Generator, per_type: int = 2
+                        ) -> list[dict[str, Any]]:
+    """Random time-window queries on the world's time grid: windows as long as a sound for the questions about the
+    picture (what a cross-modal question asks about the moment of a sound), as long as a shape for the one about
+    sounds. Unanswerable ones are dropped by make_question."""
+    g, out = cfg.time_grid_s, []
+    for kind, (needs, _) in TIME_WINDOW_TYPES.items():
+        lo, hi = cfg.audio_event_s if needs == "video" else cfg.visual_event_s
+        for _ in range(per_type):
+            cells = int(rng.integers(max(1, round(lo / g)), max(1, round(hi / g)) + 1))
+            first = int(rng.integers(0, max(1, round(tl.duration / g) - cells) + 1))
+            out.append({"type": kind, "start": round(first * g, 6), "end": round((first + cells) * g, 6)})
+    return out
 
 
 def _audio_truth(query: dict[str, Any], tl: Timeline) -> set[str]:
@@ -185,20 +226,25 @@ def question_text(query: dict[str, Any]) -> str:
         return f"What colour was the shape on screen when the {SOUND_NAME[query['sound']]} was heard?"
     if kind == "shape_during_sound":
         return f"Which shape was on screen when the {SOUND_NAME[query['sound']]} was heard?"
+    if kind in TIME_WINDOW_TYPES:
+        window = f"{query['start']:.1f}-{query['end']:.1f} s"  # the digits a <time> tag writes
+        return {"colour_at_time": f"What colour was the shape on screen at {window}?",
+                "shape_at_time": f"Which shape was on screen at {window}?",
+                "sound_at_time": f"Which sound was heard at {window}?"}[kind]
     return f"Which sound was heard while the {query['colour']} {query['shape']} was on screen?"
 
 
 def option_pool(query: dict[str, Any], tl: Timeline, cfg: WorldConfig) -> tuple[list[str], list[str]]:
     """(all possible option texts, the ones present in this clip): present ones make the harder distractors."""
     kind = query["type"]
-    if kind in ("colour_of_shape", "colour_of_nth", "colour_during_sound"):
+    if kind in ("colour_of_shape", "colour_of_nth", "colour_during_sound", "colour_at_time"):
         return list(cfg.colours), [v.colour for v in tl.visual]
     if kind == "object_at_position":
         pool = [object_text(c, s) for c in cfg.colours for s in cfg.shapes]
         return pool, [object_text(v.colour, v.shape) for v in tl.visual]
     if kind == "count_beeps":
         return [str(i) for i in range(max(N_OPTIONS, cfg.max_audio_events + 1))], []
-    if kind == "shape_during_sound":
+    if kind in ("shape_during_sound", "shape_at_time"):
         return list(cfg.shapes) + [NO_SHAPE], [v.shape for v in tl.visual]
     return [sound_text(s) for s in cfg.sounds], [sound_text(a.sound) for a in tl.audio]
 
@@ -219,6 +265,9 @@ def evidence(query: dict[str, Any], tl: Timeline) -> list[dict[str, Any]]:
     elif kind in ("colour_during_sound", "shape_during_sound"):
         sounds = [a for a in aud if a.sound == query["sound"]]
         events = sounds + [v for v in vis for a in sounds if overlap(a.start, a.end, v.start, v.end) > 0]
+    elif kind in TIME_WINDOW_TYPES:
+        on = vis if kind != "sound_at_time" else aud
+        events = [e for e in on if overlap(query["start"], query["end"], e.start, e.end) > 0]
     else:
         objs = [v for v in vis if v.colour == query["colour"] and v.shape == query["shape"]]
         events = objs + [a for a in aud for v in objs if overlap(a.start, a.end, v.start, v.end) > 0]
@@ -265,7 +314,7 @@ def make_question(query: dict[str, Any], tl: Timeline, cfg: WorldConfig, rng: np
         return None
     answer = next(iter(truth))
     options = build_options(query, tl, cfg, answer, rng)
-    needs, category = QUERY_TYPES[query["type"]]
+    needs, category = (QUERY_TYPES | TIME_WINDOW_TYPES)[query["type"]]
     sample = AVSample(id=sample_id, video=video, question=question_text(query), options=options, answer="A",
                       category=category, modality_needs=needs, time_captions=tl.captions(),
                       duration=tl.duration, source="synthetic",

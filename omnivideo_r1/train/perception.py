@@ -73,6 +73,10 @@ class PerceptionConfig:
     """What question targets ground before answering: "all" events of the needed sense, all events of every sense
     in the "input" (both timelines when it has audio and video), or the "query"'s own evidence segments
     (train/perception_data.py: question_target)."""
+    time_question_share: float = 0.0
+    """Share of question tasks that name a time window ("What colour was the shape on screen at 1.0-1.5 s?",
+    "Which sound was heard at 2.0-3.0 s?"): single-modality, yet the same reading of a time span against the other
+    events that a cross-modal question needs once it has found its sound's or shape's span."""
     media_word_weight: float = 1.0
     """Weight of the media-word loss relative to the target-text loss."""
     weights: Weights = field(default_factory=Weights)
@@ -108,8 +112,9 @@ class PerceptionConfig:
                              f"{QUESTION_EVIDENCE}")
         if self.answer_style not in ANSWER_STYLES:
             raise ValueError(f"PerceptionConfig: answer_style {self.answer_style!r} must be one of {ANSWER_STYLES}")
-        if not all(0.0 <= s <= 1.0 for s in (*self.caption_share, self.av_share)):
-            raise ValueError(f"PerceptionConfig: caption_share and av_share must lie in [0, 1] ({self})")
+        if not all(0.0 <= s <= 1.0 for s in (*self.caption_share, self.av_share, self.time_question_share)):
+            raise ValueError(f"PerceptionConfig: caption_share, av_share and time_question_share must lie in [0, 1] "
+                             f"({self})")
 
 
 @dataclass
@@ -151,7 +156,10 @@ def _make_task(policy, world: WorldConfig, cfg: PerceptionConfig, index: int, ki
                               CAPTION_REQUEST[needs])
         pieces = caption_target(synth.timeline, needs, cfg.weights)
     else:
-        sample = single_modality_question(synth.timeline, world, rng, deck, needs, f"perception-{index}")
+        # No draw at share 0, so runs without time-window questions see the same clips and tasks as before.
+        time_window = cfg.time_question_share > 0 and rng.random() < cfg.time_question_share
+        sample = single_modality_question(synth.timeline, world, rng, deck, needs, f"perception-{index}",
+                                          time_window=time_window)
         if sample is None:
             return None
         prompt = make_prompt(sample, clip, modality)

@@ -5,8 +5,9 @@ Three kinds of targets, none of which ever involves a cross-modal ("both") quest
   left.</caption>...`, with the content words (colour, shape, position, sound) and the times marked informative;
 - single-modality multiple-choice questions (modality_needs "video" or "audio") in the compact grounded format the
   RL stages use (evidence segments, the answer text, the option letter);
-- media-word labels: for each video / audio placeholder token, the content word of what is on screen in that
-  token's patch and frames or heard at that token's time ("red", "circle", "low", "noise"; "no" for nothing).
+- media-word labels: for each video / audio placeholder token, the content words of what is on screen in that
+  token's patch and frames ("red", "circle", "left") or heard at that token's time ("low", "noise"; "no" for
+  nothing).
 
 Targets are lists of (text, weight) pieces so the loss can sit on the informative tokens: template text (tags,
 "appears on the") is trivially learnable and would otherwise dominate the per-token loss while hiding whether the
@@ -23,7 +24,8 @@ import numpy as np
 from ..media.frames import resize_frame
 from ..media.types import Clip
 from ..schema import AVSample
-from ..synth.questions import QUERY_TYPES, LetterDeck, candidate_queries, make_question
+from ..synth.questions import (QUERY_TYPES, TIME_WINDOW_TYPES, LetterDeck, candidate_queries, make_question,
+                               time_window_queries)
 from ..synth.scene import Timeline, WorldConfig, _shape_mask
 
 Pieces = list[tuple[str, float]]
@@ -136,7 +138,7 @@ def word_ids(tokenizer, words: Sequence[str]) -> dict[str, int]:
 
 def media_words(world: WorldConfig) -> list[str]:
     """Every word a media token can be labelled with."""
-    return [*world.colours, *world.shapes, *(SOUND_WORD[s] for s in world.sounds), NOTHING_WORD]
+    return [*world.colours, *world.shapes, *world.positions, *(SOUND_WORD[s] for s in world.sounds), NOTHING_WORD]
 
 
 def video_token_labels(timeline: Timeline, world: WorldConfig, frame_times: Sequence[float],
@@ -145,8 +147,10 @@ def video_token_labels(timeline: Timeline, world: WorldConfig, frame_times: Sequ
     """Words for each merged video token, in the order the model fills them (time, row, column).
 
     A token covers `temporal_patch` consecutive sampled frames and a (merge x merge)-patch region of the frame;
-    it is labelled with the colour and shape of the event covering >= `min_cover` of that region in most of its
-    frames, else [NOTHING_WORD]. The region is taken in fractions of the frame, so any resize keeps it right.
+    it is labelled with the colour, shape and screen position of the event covering >= `min_cover` of that region
+    in most of its frames, else [NOTHING_WORD]. The region is taken in fractions of the frame, so any resize keeps
+    it right. The position word is what makes a token's hidden state say where it is: without it the base wrote
+    "on the left" for 912 of 912 listed shapes on a held-out world (docs/demo-results.md).
     """
     t_grid, h_patches, w_patches = (int(v) for v in grid_thw)
     rows, cols = h_patches // merge, w_patches // merge
@@ -166,7 +170,7 @@ def video_token_labels(timeline: Timeline, world: WorldConfig, frame_times: Sequ
                     on = sum(e.start - 1e-9 <= ft < e.end - 1e-9 for ft in frame_t)
                     if on > best_frames:
                         best, best_frames = e, on
-                labels.append([best.colour, best.shape] if best is not None else [NOTHING_WORD])
+                labels.append([best.colour, best.shape, best.position] if best is not None else [NOTHING_WORD])
     return labels
 
 
@@ -187,14 +191,19 @@ def audio_token_labels(timeline: Timeline, n_tokens: int, duration: float, edge_
 
 
 def single_modality_question(timeline: Timeline, world: WorldConfig, rng: np.random.Generator, deck: LetterDeck,
-                             needs: str, sample_id: str, video: str = "") -> AVSample | None:
-    """A random valid question of modality `needs` ("video" or "audio") about the clip, or None if it has none.
+                             needs: str, sample_id: str, video: str = "", time_window: bool = False
+                             ) -> AVSample | None:
+    """A random valid question of modality `needs` ("video" or "audio") about the clip, or None if it has none;
+    with `time_window`, one that names a time window (synth/questions.py: TIME_WINDOW_TYPES) instead.
 
     The query type is drawn first (uniformly among the types the clip supports) so rare types are not drowned."""
     by_type: dict[str, list[dict[str, Any]]] = {}
-    for q in candidate_queries(timeline, world):
-        if SINGLE_MODALITY_TYPES.get(q["type"]) == needs:
-            by_type.setdefault(q["type"], []).append(q)
+    if time_window:
+        queries = [q for q in time_window_queries(timeline, world, rng) if TIME_WINDOW_TYPES[q["type"]][0] == needs]
+    else:
+        queries = [q for q in candidate_queries(timeline, world) if SINGLE_MODALITY_TYPES.get(q["type"]) == needs]
+    for q in queries:
+        by_type.setdefault(q["type"], []).append(q)
     while by_type:
         kind = sorted(by_type)[int(rng.integers(len(by_type)))]
         pool = by_type[kind]
