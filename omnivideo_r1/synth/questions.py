@@ -41,6 +41,7 @@ TIME_WINDOW_TYPES: dict[str, tuple[str, str]] = {
 }
 """Single-modality questions that name a time window ("What colour was the shape on screen at 1.0-1.5 s?"): the
 one-sense half of each cross-modal question, used only to train perception (synthetic worlds never ask them)."""
+ALL_QUERY_TYPES = QUERY_TYPES | TIME_WINDOW_TYPES
 
 
 def sound_text(sound: str) -> str:
@@ -61,7 +62,7 @@ def consistent_answers(query: dict[str, Any], tl: Timeline, knowledge: Knowledge
     if kind in TIME_WINDOW_TYPES:
         return _time_window_truth(query, tl, knowledge)
     if kind not in QUERY_TYPES:
-        raise ValueError(f"unknown synthetic query type {kind!r}; known: {sorted(QUERY_TYPES | TIME_WINDOW_TYPES)}")
+        raise ValueError(f"unknown synthetic query type {kind!r}; known: {sorted(ALL_QUERY_TYPES)}")
     needs = QUERY_TYPES[kind][0]
     if needs == "video":
         # The audio says nothing about shapes, colours or positions.
@@ -314,7 +315,7 @@ def make_question(query: dict[str, Any], tl: Timeline, cfg: WorldConfig, rng: np
         return None
     answer = next(iter(truth))
     options = build_options(query, tl, cfg, answer, rng)
-    needs, category = (QUERY_TYPES | TIME_WINDOW_TYPES)[query["type"]]
+    needs, category = ALL_QUERY_TYPES[query["type"]]
     sample = AVSample(id=sample_id, video=video, question=question_text(query), options=options, answer="A",
                       category=category, modality_needs=needs, time_captions=tl.captions(),
                       duration=tl.duration, source="synthetic",
