@@ -266,6 +266,8 @@ def test_time_window_questions_read_one_sense_over_the_window(query, options, ne
 
 
 def test_time_window_questions_name_the_window_as_the_listing_writes_it():
+    from dataclasses import replace
+
     from omnivideo_r1.synth.questions import TIME_WINDOW_TYPES, question_text, time_window_queries
     from omnivideo_r1.synth.scene import sample_timeline
 
@@ -282,6 +284,12 @@ def test_time_window_questions_name_the_window_as_the_listing_writes_it():
             # The same "1.0-1.5" digits as a <time>1.0-1.5</time> tag of the listing.
             assert f" {q['start']:.1f}-{q['end']:.1f} s?" in question_text(q)
     assert seen == set(TIME_WINDOW_TYPES)
+    # A clip shorter than the longest window: every window still ends inside it.
+    short = WorldConfig(duration_s=1.0, min_visual_events=1, max_visual_events=1, visual_event_s=(0.5, 0.75),
+                        min_audio_events=1, max_audio_events=1, audio_event_s=(0.25, 0.25))
+    tl = sample_timeline(rng, short)
+    for q in time_window_queries(tl, replace(short, visual_event_s=(0.75, 1.5)), rng, per_type=20):
+        assert 0.0 <= q["start"] < q["end"] <= tl.duration
 
 
 # ---- config and CLI --------------------------------------------------------------------------------------------

@@ -132,11 +132,12 @@ def time_window_queries(tl: Timeline, cfg: WorldConfig, rng: np.random.Generator
     picture (what a cross-modal question asks about the moment of a sound), as long as a shape for the one about
     sounds. Unanswerable ones are dropped by make_question."""
     g, out = cfg.time_grid_s, []
+    n_cells = max(1, round(tl.duration / g))
     for kind, (needs, _) in TIME_WINDOW_TYPES.items():
         lo, hi = cfg.audio_event_s if needs == "video" else cfg.visual_event_s
         for _ in range(per_type):
-            cells = int(rng.integers(max(1, round(lo / g)), max(1, round(hi / g)) + 1))
-            first = int(rng.integers(0, max(1, round(tl.duration / g) - cells) + 1))
+            cells = min(n_cells, int(rng.integers(max(1, round(lo / g)), max(1, round(hi / g)) + 1)))
+            first = int(rng.integers(0, n_cells - cells + 1))  # the window ends inside the clip
             out.append({"type": kind, "start": round(first * g, 6), "end": round((first + cells) * g, 6)})
     return out
 
