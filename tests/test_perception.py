@@ -153,40 +153,39 @@ def test_option_letter_targets_mark_each_option_text_with_its_letter(tiny_dirs):
         assert text.strip() == option
 
 
-def test_single_modality_questions_never_need_both_senses():
+def _single_modality_questions(seed: int, time_window: bool = False):
+    """(needs, clip, question) for each sense of 12 clips that has a question of the kind asked for."""
     from omnivideo_r1.synth.questions import LetterDeck
 
-    rng = np.random.default_rng(1)
+    rng = np.random.default_rng(seed)
     deck = LetterDeck(rng)
-    kinds = set()
     for i in range(12):
         synth, _ = _clip(i)
         for needs in ("video", "audio"):
-            sample = single_modality_question(synth.timeline, WORLD, rng, deck, needs, f"q{i}")
+            sample = single_modality_question(synth.timeline, WORLD, rng, deck, needs, f"q{i}", time_window=time_window)
             if sample is not None:
-                assert sample.modality_needs == needs
-                kinds.add(sample.extra["query"]["type"])
+                yield needs, synth, sample
+
+
+def test_single_modality_questions_never_need_both_senses():
+    kinds = set()
+    for needs, _, sample in _single_modality_questions(1):
+        assert sample.modality_needs == needs
+        kinds.add(sample.extra["query"]["type"])
     assert kinds <= {"colour_of_shape", "colour_of_nth", "object_at_position", "count_beeps", "nth_sound"}
     assert len(kinds) >= 4
 
 
 def test_time_window_questions_are_single_modality_and_answered_after_the_listing():
-    from omnivideo_r1.synth.questions import TIME_WINDOW_TYPES, LetterDeck
+    from omnivideo_r1.synth.questions import TIME_WINDOW_TYPES
     from omnivideo_r1.train.perception import PerceptionConfig
 
-    rng = np.random.default_rng(2)
-    deck = LetterDeck(rng)
     kinds = set()
-    for i in range(12):
-        synth, _ = _clip(i)
-        for needs in ("video", "audio"):
-            sample = single_modality_question(synth.timeline, WORLD, rng, deck, needs, f"t{i}", time_window=True)
-            if sample is None:
-                continue
-            assert sample.modality_needs == needs == TIME_WINDOW_TYPES[sample.extra["query"]["type"]][0]
-            kinds.add(sample.extra["query"]["type"])
-            text = "".join(t for t, _ in question_target(sample, synth.timeline, Weights(), "input", "text", needs))
-            assert text.endswith(f"<thinking> {sample.answer_text}</thinking><answer> {sample.answer_text}</answer>")
+    for needs, synth, sample in _single_modality_questions(2, time_window=True):
+        assert sample.modality_needs == needs == TIME_WINDOW_TYPES[sample.extra["query"]["type"]][0]
+        kinds.add(sample.extra["query"]["type"])
+        text = "".join(t for t, _ in question_target(sample, synth.timeline, Weights(), "input", "text", needs))
+        assert text.endswith(f"<thinking> {sample.answer_text}</thinking><answer> {sample.answer_text}</answer>")
     assert kinds == set(TIME_WINDOW_TYPES)
     with pytest.raises(ValueError, match="time_question_share"):
         PerceptionConfig(time_question_share=1.5)

@@ -76,7 +76,7 @@ def consistent_answers(query: dict[str, Any], tl: Timeline, knowledge: Knowledge
         if knowledge == "video":  # the sound could have been during any shape
             return {v.colour for v in tl.visual}
         wins = [a for a in tl.audio if a.sound == query["sound"]]
-        return {v.colour for v in tl.visual for a in wins if overlap(a.start, a.end, v.start, v.end) > 0}
+        return set().union(*(_seen_during(tl, a.start, a.end, "colour") for a in wins))
     if kind == "shape_during_sound":
         if knowledge == "audio":
             return None
@@ -86,17 +86,28 @@ def consistent_answers(query: dict[str, Any], tl: Timeline, knowledge: Knowledge
                 out.add(NO_SHAPE)
             return out
         wins = [a for a in tl.audio if a.sound == query["sound"]]
-        out = {v.shape for v in tl.visual for a in wins if overlap(a.start, a.end, v.start, v.end) > 0}
-        if any(_covered(tl, a.start, a.end) < (a.end - a.start) - 1e-9 for a in wins):
-            out.add(NO_SHAPE)
-        return out
+        return set().union(*(_seen_during(tl, a.start, a.end, "shape") for a in wins))
     # sound_during_object
     if knowledge == "video":
         return None
     if knowledge == "audio":  # the object could have been on screen during any of the sounds
         return {sound_text(a.sound) for a in tl.audio}
     targets = [v for v in tl.visual if v.colour == query["colour"] and v.shape == query["shape"]]
-    return {sound_text(a.sound) for a in tl.audio for v in targets if overlap(a.start, a.end, v.start, v.end) > 0}
+    return set().union(*(_heard_during(tl, v.start, v.end) for v in targets))
+
+
+def _seen_during(tl: Timeline, start: float, end: float, attribute: str) -> set[str]:
+    """The colours or shapes (`attribute`) on screen at some moment of [start, end]; for shapes also NO_SHAPE when
+    part of the span had none on screen."""
+    out = {getattr(v, attribute) for v in tl.visual if overlap(start, end, v.start, v.end) > 0}
+    if attribute == "shape" and _covered(tl, start, end) < (end - start) - 1e-9:
+        out.add(NO_SHAPE)
+    return out
+
+
+def _heard_during(tl: Timeline, start: float, end: float) -> set[str]:
+    """The sounds heard at some moment of [start, end]."""
+    return {sound_text(a.sound) for a in tl.audio if overlap(start, end, a.start, a.end) > 0}
 
 
 def _visual_truth(query: dict[str, Any], tl: Timeline) -> set[str]:
@@ -110,20 +121,14 @@ def _visual_truth(query: dict[str, Any], tl: Timeline) -> set[str]:
 
 
 def _time_window_truth(query: dict[str, Any], tl: Timeline, knowledge: Knowledge) -> set[str] | None:
-    """What was on screen / heard during [start, end], read exactly as the cross-modal questions read a sound's
-    or a shape's time span."""
+    """What was on screen / heard during [start, end], read by the same functions the cross-modal questions read
+    a sound's or a shape's time span with."""
     kind, start, end = query["type"], float(query["start"]), float(query["end"])
     if knowledge != "both" and knowledge != TIME_WINDOW_TYPES[kind][0]:
         return None
     if kind == "sound_at_time":
-        return {sound_text(a.sound) for a in tl.audio if overlap(start, end, a.start, a.end) > 0}
-    on = [v for v in tl.visual if overlap(start, end, v.start, v.end) > 0]
-    if kind == "colour_at_time":
-        return {v.colour for v in on}
-    out = {v.shape for v in on}
-    if _covered(tl, start, end) < (end - start) - 1e-9:
-        out.add(NO_SHAPE)
-    return out
+        return _heard_during(tl, start, end)
+    return _seen_during(tl, start, end, "colour" if kind == "colour_at_time" else "shape")
 
 
 def time_window_queries(tl: Timeline, cfg: WorldConfig, rng: np.random.Generator, per_type: int = 2
