@@ -269,7 +269,7 @@ def test_combine_weighted_sum_and_none_is_nan():
 
 
 def test_compute_rewards_end_to_end():
-    assert set(REWARDS) == {"format", "answer", "intent", "modality_attention"}
+    assert set(REWARDS) == {"format", "answer", "intent", "modality_attention", "follows_listing"}
     weights = {"answer": 1.0, "format": 1.0, "intent": 1.0}
     outputs = compute_rewards([rec(GOOD), rec("B")], weights, {}, EmbeddedJudge())
     totals, metrics = combine_rewards(outputs, weights)

@@ -2,7 +2,8 @@
 
 `REWARDS` is the one registry: reward name -> (function, its options dataclass). A recipe selects rewards by name
 with weights (`rewards:`) and sets each one's options (`reward_options.<name>:`). Stage QI uses answer + format +
-intent, stage MA uses answer + format + modality_attention (the released scripts, weights 1 1 1).
+intent, stage MA uses answer + format + modality_attention (the released scripts, weights 1 1 1). follows_listing
+is ours, for the synthetic world (rewards/listing.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from .answer import AnswerRewardConfig, answer_reward
 from .combine import combine_rewards
 from .format import FormatRewardConfig, format_reward
 from .intent import IntentRewardConfig, intent_reward
+from .listing import FollowsListingConfig, follows_listing_reward
 from .modality import ModalityRewardConfig, modality_attention_reward
 from .types import RewardOutput, RolloutRecord
 
@@ -23,6 +25,7 @@ REWARDS: dict[str, tuple[Callable[..., RewardOutput], type]] = {
     "answer": (answer_reward, AnswerRewardConfig),
     "intent": (intent_reward, IntentRewardConfig),
     "modality_attention": (modality_attention_reward, ModalityRewardConfig),
+    "follows_listing": (follows_listing_reward, FollowsListingConfig),
 }
 
 
@@ -61,5 +64,5 @@ def compute_rewards(records: list[RolloutRecord], weights: dict[str, float], opt
 __all__ = [
     "REWARDS", "RewardOutput", "RolloutRecord", "build_reward_config", "check_reward_settings", "combine_rewards",
     "compute_rewards",
-    "AnswerRewardConfig", "FormatRewardConfig", "IntentRewardConfig", "ModalityRewardConfig",
+    "AnswerRewardConfig", "FollowsListingConfig", "FormatRewardConfig", "IntentRewardConfig", "ModalityRewardConfig",
 ]

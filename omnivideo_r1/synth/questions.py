@@ -167,12 +167,13 @@ def _timeline_and_query(sample: AVSample) -> tuple[Timeline, dict[str, Any]]:
     return Timeline.from_dict(extra["timeline"]), extra["query"]
 
 
-def candidate_answers(sample: AVSample, knowledge: Knowledge) -> set[str]:
-    """Option letters consistent with what `knowledge` ("video", "audio" or "both") reveals about the clip."""
+def candidate_answers(sample: AVSample, knowledge: Knowledge, timeline: Timeline | None = None) -> set[str]:
+    """Option letters consistent with what `knowledge` ("video", "audio" or "both") reveals about the clip, or,
+    given `timeline`, about that timeline instead of the clip's own (e.g. the events a reply lists)."""
     if knowledge not in ("video", "audio", "both"):
         raise ValueError(f"knowledge {knowledge!r} must be 'video', 'audio' or 'both'")
     tl, query = _timeline_and_query(sample)
-    return _letters(sample, consistent_answers(query, tl, knowledge))
+    return _letters(sample, consistent_answers(query, timeline or tl, knowledge))
 
 
 def answerability_problems(sample: AVSample) -> list[str]:

@@ -8,7 +8,7 @@ questions about order and co-occurrence always have exactly one true answer.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -196,6 +196,22 @@ class Timeline:
         if self.duration - t > _EPS:
             out.append((t, self.duration))
         return out
+
+
+def _caption_templates() -> dict[str, VisualEvent | AudioEvent]:
+    events = [VisualEvent(shape, colour, position, 0.0, 0.0)
+              for colour in COLOUR_RGB for shape in SHAPES for position in POSITION_PHRASE]
+    return {e.caption: e for e in [*events, *(AudioEvent(sound, 0.0, 0.0) for sound in SOUND_HZ)]}
+
+
+_CAPTION_EVENTS = _caption_templates()
+
+
+def event_from_caption(start: float, end: float, caption: str) -> VisualEvent | AudioEvent | None:
+    """The event a reference caption describes, placed at [start, end): the inverse of `.caption`, so a reply's
+    listed segments can be read back into a Timeline. None for any text that is not exactly one such caption."""
+    template = _CAPTION_EVENTS.get(caption.strip())
+    return None if template is None else replace(template, start=float(start), end=float(end))
 
 
 def overlap(a_start: float, a_end: float, b_start: float, b_end: float) -> float:
