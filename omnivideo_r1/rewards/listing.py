@@ -25,12 +25,7 @@ from .types import RewardOutput, RolloutRecord, score_metrics
 
 @dataclass
 class FollowsListingConfig:
-    knowledge: str = "both"
-    """Which of the listed senses the implied answer may use ("both": every listed event)."""
-
-    def __post_init__(self) -> None:
-        if self.knowledge not in ("video", "audio", "both"):
-            raise ValueError(f"knowledge {self.knowledge!r} must be 'video', 'audio' or 'both'")
+    """No options: the implied answer uses every listed event, of both senses."""
 
 
 def listed_timeline(completion: str, clip: Timeline) -> Timeline:
@@ -44,7 +39,6 @@ def listed_timeline(completion: str, clip: Timeline) -> Timeline:
 
 def follows_listing_reward(records: list[RolloutRecord], cfg: FollowsListingConfig | None = None,
                            judge=None) -> RewardOutput:
-    cfg = cfg or FollowsListingConfig()
     scores: list[float | None] = []
     not_synthetic = ambiguous = 0
     for record in records:
@@ -55,7 +49,7 @@ def follows_listing_reward(records: list[RolloutRecord], cfg: FollowsListingConf
             scores.append(None)
             continue
         listed = listed_timeline(record.completion, Timeline.from_dict(extra["timeline"]))
-        implied = candidate_answers(sample, cfg.knowledge, listed) if listed.visual or listed.audio else set()
+        implied = candidate_answers(sample, "both", listed) if listed.visual or listed.audio else set()
         ambiguous += len(implied) > 1
         answer = parse_choice(extract_answer_block(record.completion), sample.options)
         scores.append(1.0 if len(implied) == 1 and answer in implied else 0.0)
