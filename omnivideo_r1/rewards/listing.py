@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..answers import extract_answer_block, parse_choice
+from ..judges.base import Judge
 from ..synth.questions import candidate_answers
 from ..synth.scene import AudioEvent, Timeline, VisualEvent, event_from_caption
 from .grounded_format import parse_grounded_response
@@ -38,7 +39,9 @@ def listed_timeline(completion: str, clip: Timeline) -> Timeline:
 
 
 def follows_listing_reward(records: list[RolloutRecord], cfg: FollowsListingConfig | None = None,
-                           judge=None) -> RewardOutput:
+                           judge: Judge | None = None) -> RewardOutput:
+    """One score per record (see the module docstring); `cfg` and `judge` are unused, kept for the common
+    reward signature."""
     scores: list[float | None] = []
     not_synthetic = ambiguous = 0
     for record in records:
