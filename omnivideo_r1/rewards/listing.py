@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from ..answers import extract_answer_block, parse_choice
 from ..judges.base import Judge
-from ..synth.questions import candidate_answers
+from ..synth.questions import candidate_answers, is_world_question
 from ..synth.scene import AudioEvent, Timeline, VisualEvent, event_from_caption
 from .grounded_format import parse_grounded_response
 from .types import RewardOutput, RolloutRecord, score_metrics
@@ -46,12 +46,11 @@ def follows_listing_reward(records: list[RolloutRecord], cfg: FollowsListingConf
     not_synthetic = ambiguous = 0
     for record in records:
         sample = record.sample
-        extra = sample.extra or {}
-        if "timeline" not in extra or "query" not in extra:
+        if not is_world_question(sample):
             not_synthetic += 1
             scores.append(None)
             continue
-        listed = listed_timeline(record.completion, Timeline.from_dict(extra["timeline"]))
+        listed = listed_timeline(record.completion, Timeline.from_dict(sample.extra["timeline"]))
         implied = candidate_answers(sample, "both", listed) if listed.visual or listed.audio else set()
         ambiguous += len(implied) > 1
         answer = parse_choice(extract_answer_block(record.completion), sample.options)

@@ -159,12 +159,18 @@ def _letters(sample: AVSample, texts: set[str] | None) -> set[str]:
     return {LETTERS[i] for i, opt in enumerate(sample.options) if texts is None or opt in texts}
 
 
-def _timeline_and_query(sample: AVSample) -> tuple[Timeline, dict[str, Any]]:
+def is_world_question(sample: AVSample) -> bool:
+    """Whether `sample` was written by `omnivideo-r1 synth`: its extra carries the timeline and the query that the
+    solvers read."""
     extra = sample.extra or {}
-    if "timeline" not in extra or "query" not in extra:
+    return "timeline" in extra and "query" in extra
+
+
+def _timeline_and_query(sample: AVSample) -> tuple[Timeline, dict[str, Any]]:
+    if not is_world_question(sample):
         raise ValueError(f"sample {sample.id}: extra has no 'timeline'/'query'; the synthetic-world solvers only "
                          "work on records written by `omnivideo-r1 synth`")
-    return Timeline.from_dict(extra["timeline"]), extra["query"]
+    return Timeline.from_dict(sample.extra["timeline"]), sample.extra["query"]
 
 
 def candidate_answers(sample: AVSample, knowledge: Knowledge, timeline: Timeline | None = None) -> set[str]:
