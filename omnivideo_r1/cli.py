@@ -49,17 +49,34 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as exc:
         print(f"omnivideo-r1 {name}: error: {one_line(exc)}", file=sys.stderr)
         return 2
-    _close_process_group()  # only after success: a failed rank exits and the launcher stops the others
+    if _close_process_group():  # only after success: a failed rank exits and the launcher stops the others
+        _exit_without_finalization(code)
     return code
 
 
-def _close_process_group() -> None:
+def _close_process_group() -> bool:
     """Tear down torch.distributed before exit: a gloo group left open can abort the process at interpreter exit
-    ("terminate called without an active exception") and turn a finished multi-process run into a failure."""
+    ("terminate called without an active exception") and turn a finished multi-process run into a failure.
+    Returns whether there was a group to close."""
     dist = sys.modules.get("torch.distributed")
-    if dist is not None and dist.is_available() and dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
+    if dist is None or not dist.is_available() or not dist.is_initialized():
+        return False
+    dist.barrier()
+    dist.destroy_process_group()
+    return True
+
+
+def _exit_without_finalization(code: int) -> None:
+    """End a finished multi-process rank with os._exit, skipping interpreter finalization. Even after
+    destroy_process_group, objects that hold gloo work (the sharded model's FSDP2 state) can still be alive and are
+    then freed while the interpreter tears down; one CI run of 2-process FSDP2 on CPU aborted rank 1 there with
+    "terminate called without an active exception", after the final weights were saved. Everything is written and
+    closed by now; only the standard streams need flushing."""
+    import os
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
