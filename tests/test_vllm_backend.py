@@ -354,10 +354,11 @@ def test_gspo_learns_with_both_backends_on_the_same_data(world, tmp_path):
     # measured on, the second samples from the synced weights (the drift check). Later steps train on other
     # batches, so the gain on the first one is not monotone in the step count. Measured at 8 steps over run seeds
     # 0-2: HF -0.077 (seed 0: from step 5 every group's rewards were equal, zero advantages and gradient norm 0, and
-    # Adam's momentum alone carried the weights on along step 4's gradient), NaN (seed 1: the first batch's rewards
-    # were all equal), 0.18 (seed 2); vLLM 0.30-0.31 (seeds 1, 2). At equal seeds the two backends' first two steps
-    # are identical (seed 2: 0.2078 both); they part at step 3, where sampling from the reloaded adapter instead of
-    # the live weights turns float rounding into other draws. The spread is which batches later steps draw.
+    # Adam's momentum alone moved the weights, along its average of steps 1-4's gradients), NaN (seed 1: the first
+    # batch's rewards were all equal), 0.18 (seed 2); vLLM 0.30-0.31 (seeds 1, 2). At equal seeds the two backends'
+    # first two steps are identical (seed 2: 0.2078 both); they part at step 3, where sampling from the reloaded
+    # adapter instead of the live weights turns float rounding into other draws. The spread is which batches later
+    # steps draw.
     sample = read_samples(str(world_dir / "train.jsonl"))[0]
     data = tmp_path / "one.jsonl"
     write_samples(str(data), [sample])
