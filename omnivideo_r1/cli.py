@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from .errors import USER_ERRORS, one_line
@@ -72,8 +73,6 @@ def _exit_without_finalization(code: int) -> None:
     then freed while the interpreter tears down; one CI run of 2-process FSDP2 on CPU aborted rank 1 there with
     "terminate called without an active exception", after the final weights were saved. Everything is written and
     closed by now; only the standard streams need flushing."""
-    import os
-
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
