@@ -112,11 +112,25 @@ def build_config(cls: type[T], data: dict[str, Any], where: str = "") -> T:
     unknown = sorted(set(data) - names)
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {unknown} for {cls.__name__}; known: {sorted(names)}")
-    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}" if where else k) for k, v in data.items()}
+    kwargs = {k: _coerce(_onto_field_default(cls, k, v), hints[k], f"{where}.{k}" if where else k)
+              for k, v in data.items()}
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where or cls.__name__}: {exc}") from None
+
+
+def _onto_field_default(cls: type, name: str, value: Any) -> Any:
+    """A mapping given for a nested config section keeps the parent's default of that section for every key it
+    does not set: `world.width=64` on a config whose default world is 96x64 gives a 64x64 world, not the section
+    class's own defaults with width 64."""
+    field = next(f for f in dataclasses.fields(cls) if f.name == name)
+    if not isinstance(value, dict) or field.default_factory is dataclasses.MISSING:
+        return value
+    default = field.default_factory()
+    if not dataclasses.is_dataclass(default):
+        return value
+    return {**{f.name: getattr(default, f.name) for f in dataclasses.fields(default) if f.init}, **value}
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, raw: str) -> None:
