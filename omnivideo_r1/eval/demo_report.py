@@ -224,8 +224,13 @@ def render_markdown(table: dict, modalities: list[str], *, config: dict, timings
                          "measured and tried.")
     if shape["silent_not_worse"] is not None:
         worse = shape.get("silent_worse_arms", [])
+        base_silent = table[ARM_LABELS["base"]]["video"]
+        below = [label for label in worse if table[label]["video"]["accuracy"] < base_silent.get("ci_low", 0.0)]
+        inside = (f"; {'below' if below else 'all inside'} the base's 95% interval "
+                  f"[{100 * base_silent['ci_low']:.0f}-{100 * base_silent['ci_high']:.0f}]"
+                  f"{': ' + ', '.join(below) if below else ''}" if worse and "ci_low" in base_silent else "")
         lines.append(f"**Silent video not worse than base: {'yes' if not worse else 'no'}**"
-                     f"{'' if not worse else ' (lower point estimate: ' + ', '.join(worse) + ')'}.")
+                     f"{'' if not worse else ' (lower point estimate: ' + ', '.join(worse) + inside + ')'}.")
     if rows:
         spread = answer_spread(rows, modalities)
         lines += ["", "Most frequent parsed answer per arm (share of questions; entropy of the answers in bits, 2.0 "
@@ -252,7 +257,8 @@ def render_markdown(table: dict, modalities: list[str], *, config: dict, timings
                 cells.append(f"{_mean(vals[:3]):.3f} -> {_mean(vals[-3:]):.3f}" if vals else "-")
             lines.append(f"| {ARM_LABELS[arm]} | " + " | ".join(cells) + " |")
     lines += ["", "Timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()),
-              f"Warm-start loss: {sft_losses[0]:.2f} -> {sft_losses[-1]:.2f}" if sft_losses else "",
+              f"The base's supervised loss (perception or format warm start), first -> last step: "
+              f"{sft_losses[0]:.2f} -> {sft_losses[-1]:.2f}" if sft_losses else "",
               "", "Config: " + ", ".join(f"{k}={v}" for k, v in config.items()), ""]
     return "\n".join(lines)
 
