@@ -18,8 +18,8 @@ from omnivideo_r1.schema import read_samples
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("perceive", [False, True], ids=["format-warm-start", "perception-pretraining"])
-def test_demo_smoke_writes_a_consistent_ablation(tmp_path, monkeypatch, perceive):
+@pytest.mark.parametrize("base", ["warm_start", "perception", "packaged"])
+def test_demo_smoke_writes_a_consistent_ablation(tmp_path, monkeypatch, base):
     import omnivideo_r1.train.sft as sft
 
     supervised = []
@@ -31,8 +31,11 @@ def test_demo_smoke_writes_a_consistent_ablation(tmp_path, monkeypatch, perceive
 
     monkeypatch.setattr(sft, "warm_start", recording_warm_start)
     out = tmp_path / "demo"
-    overrides = [f"out_dir={out}", f"perception_pretraining={str(perceive).lower()}", "perception.steps=2",
-                 "perception.batch_size=2", "perception.log_every=0"]
+    perceive = base != "warm_start"
+    overrides = [f"out_dir={out}", f"perception_pretraining={str(base == 'perception').lower()}",
+                 "perception.steps=2", "perception.batch_size=2", "perception.log_every=0"]
+    if base == "packaged":  # the default demo's base, with the media settings it was built with
+        overrides += ["base_model=packaged", "model_size=demo", "world.width=96", "max_pixels=6144", "max_frames=8"]
     if perceive:  # the paper's RL data (cross-modal questions only) and overlapping segments paid by the format reward
         overrides += ["rl_questions=both", "format_allow_overlap=true"]
     cfg = load_config(DemoConfig, "demo_smoke", overrides)  # the shipped smoke preset: a handful of steps
@@ -82,7 +85,12 @@ def test_demo_smoke_writes_a_consistent_ablation(tmp_path, monkeypatch, perceive
         readout = perception["listing_readout"]
         assert readout["video"]["n"] == silent_video["scored"] and "Right option ranked first when the correct " \
             "listing" in (out / "ablation.md").read_text()
-        assert saved["timings_s"]["perception"] > 0
+        if base == "packaged":  # copied into the run, with the loss curve it was built with
+            assert (out / "base" / "model.safetensors").is_file() and "perception" not in saved["timings_s"]
+            provenance = json.loads((out / "base" / "provenance.json").read_text())
+            assert saved["sft_losses"] == provenance["perception_losses"] and len(saved["sft_losses"]) > 100
+        else:
+            assert saved["timings_s"]["perception"] > 0
     else:
         assert "caption_words" not in perception and saved["timings_s"]["warm_start"] > 0
     audio_only = perception["audio-only questions, audio alone"]
@@ -172,8 +180,8 @@ def test_answer_entropy_bits(answers, bits):
 
 
 def test_arm_config_is_the_stage_recipe_on_demo_settings():
-    cfg = DemoConfig(rl_lr=2e-3, prompts_per_step=6, minibatches_per_rollout=3, max_frames=4, ma_mode="confidence",
-                     rl_temperature=0.7, rl_rewards_qi={"answer": 2.0, "format": 0.5, "intent": 0.5})
+    cfg = DemoConfig(base_model="", rl_lr=2e-3, prompts_per_step=6, minibatches_per_rollout=3, max_frames=4,
+                     ma_mode="confidence", rl_temperature=0.7, rl_rewards_qi={"answer": 2.0, "format": 0.5, "intent": 0.5})
     qi = arm_config(cfg, "qi", "out/qi", "out/base", "world/train.jsonl", 7)
     assert qi.rollout.temperature == 0.7
     assert (qi.run.stage, qi.run.steps, qi.model.path, qi.data.train_path) == ("qi", 7, "out/base", "world/train.jsonl")
@@ -250,3 +258,28 @@ def test_rl_questions_both_without_a_cross_modal_train_question_is_a_user_error(
     with pytest.raises(UsageError, match="rl_questions=both.*no cross-modal question"):
         run_demo(cfg)
     assert not (tmp_path / "demo" / "base").exists()  # stopped before any training
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["max_frames=4"], r"base_model=packaged was trained with other settings.*max_frames=4 \(the base: 8\)"),
+    (["world.width=64", "model_size=tiny"], r"model_size=tiny \(the base: demo\).*world.width=64 \(the base: 96\)"),
+    (["seed=1000"], r"trained on the clips of world seed 1000"),
+    (["perception_pretraining=true"], r"nothing would be pretrained; set base_model= \(empty\)"),
+    (["base_model=no/such/dir"], r"base_model 'no/such/dir': no model directory there"),
+])
+def test_demo_refuses_settings_the_base_was_not_built_for(overrides, message):
+    from omnivideo_r1.config import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        load_config(DemoConfig, None, overrides)
+
+
+def test_default_demo_settings_are_the_perceive_preset_without_building_its_base():
+    """`omnivideo-r1 demo` starts from the base `--preset perceive` builds, with that preset's RL settings; only the
+    base's origin and the RL steps (the 20-minute budget) differ. A nested override keeps the other defaults of its
+    section (world.width=... leaves the default height)."""
+    default, perceive = asdict(DemoConfig()), asdict(load_config(DemoConfig, "demo_perceive", []))
+    differs = {k for k, v in default.items() if perceive[k] != v}
+    assert differs == {"out_dir", "base_model", "perception_pretraining", "rl_steps_qi", "rl_steps_ma"}, differs
+    rebuilt = load_config(DemoConfig, None, ["base_model=", "perception_pretraining=true", "perception.steps=1500"])
+    assert asdict(rebuilt)["perception"] == perceive["perception"] and rebuilt.world == DemoConfig().world

@@ -1,7 +1,9 @@
 """`omnivideo-r1 demo`: the whole method in miniature, offline, on a laptop CPU.
 
 1. Generate the synthetic audio-visual world (real .mp4 clips with audio, three kinds of questions).
-2. Build a tiny random Qwen3-Omni thinker (real transformers class) and warm-start it on the output format.
+2. The base: by default the packaged perception base (a small Qwen3-Omni thinker of the real transformers class,
+   trained on perception only by `--preset perceive`; omnivideo_r1/assets/demo_perception_base/provenance.json),
+   the stand-in for a pretrained checkpoint. Or built here: perception pretraining, or a format-only warm start.
 3. From that base: stage QI alone, stage MA alone, and QI then MA (the paper's ablation arms).
 4. Evaluate base, QI, MA and QI+MA on the held-out test split with audio (AV) and with the audio removed (silent).
 5. Print the ablation table and write it as markdown, plus a PNG with training curves and accuracies.
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
@@ -23,15 +26,21 @@ from ..errors import UsageError
 from ..synth.scene import WorldConfig
 from .perception import PerceptionConfig
 
+PACKAGED_BASE = "packaged"
+"""`base_model` value that names the perception base shipped with the package (PACKAGED_BASE_DIR)."""
+PACKAGED_BASE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets",
+                                 "demo_perception_base")
+
 from ..eval.demo_report import (ARM_LABELS, ARMS, ablation_table, answer_spread, base_perception, paired_vs_base,
                                 paper_shape, plot_demo, read_curves, render_markdown)
 
 
 @dataclass
 class DemoConfig:
-    """Settings of `omnivideo-r1 demo` (override any as key=value). The defaults fit the 20-minute budget on 2 CPU
-    cores; docs/demo-results.md has the measured timings, results and the reasons behind each lever that differs
-    from the paper's recipe (warm start, learning rates, format partial credit, one thread, MA accuracy mode).
+    """Settings of `omnivideo-r1 demo` (override any as key=value). The defaults start the RL arms from the
+    packaged perception base and fit the 20-minute budget on 2 CPU cores; docs/demo-results.md has the measured
+    timings, results and the reasons behind each lever that differs from the paper's recipe (perception base,
+    learning rates, format partial credit, one thread, MA accuracy mode).
     Nothing here looks at the test split: it is only evaluated, once per arm and condition.
     """
 
@@ -39,32 +48,40 @@ class DemoConfig:
     """Everything goes here: world/, base/, qi/, ma/, qi_ma/, eval/, ablation.md, ablation.json, ablation.png."""
     seed: int = 0
     """Seeds the world, the model init, data order and sampling."""
-    n_clips: int = 160
+    n_clips: int = 200
     """Synthetic clips (each carries three questions)."""
     splits: list[float] = field(default_factory=lambda: [0.7, 0.05, 0.25])
-    """train / val / test fractions of clips (test: 40 clips, 120 questions at the default n_clips)."""
+    """train / val / test fractions of clips (test: 50 clips, 150 questions at the default n_clips)."""
     family: str = "qwen3_omni"
     """Tiny model class: qwen3_omni or qwen2_5_omni."""
-    model_size: Literal["tiny", "demo", "small"] = "tiny"
+    model_size: Literal["tiny", "demo", "small"] = "demo"
     """Size of the random thinker (policy/tiny.py): "tiny" (~0.4M parameters), "demo" (~1.4M) or "small" (~20M)."""
-    world: WorldConfig = field(default_factory=WorldConfig)
-    """The synthetic world's settings (frame size, events per clip, questions per clip); e.g. world.width=96."""
+    world: WorldConfig = field(default_factory=lambda: WorldConfig(width=96, height=64))
+    """The synthetic world's settings (frame size, events per clip, questions per clip). 96x64 frames put the
+    three screen positions on the merged vision tokens' three columns."""
+    base_model: str = PACKAGED_BASE
+    """Where the RL arms start: "packaged" (the perception base shipped in omnivideo_r1/assets/, built by
+    `--preset perceive` with this config's model and media settings, which must then stay as they are), a model
+    directory, or "" to build the base in this run (perception_pretraining, else the format warm start)."""
     perception_pretraining: bool = False
     """Instead of the format-only warm start, train the random model on perception (train/perception.py: captions
     of each sense's events and single-modality questions answered in the grounded format, on fresh clips of
     another seed, never a cross-modal question), the stand-in for a real checkpoint's pretraining. Its replies
     list the events before answering: set max_new_tokens >= 128 (>= 208 with perception.question_evidence=input).
     Results: docs/demo-results.md."""
-    perception: PerceptionConfig = field(default_factory=PerceptionConfig)
-    """Perception pretraining settings; its media settings (frames, pixels) are taken from this config's."""
+    perception: PerceptionConfig = field(default_factory=lambda: PerceptionConfig(
+        steps=1500, question_evidence="input", time_question_share=0.5))
+    """Perception pretraining settings (those the packaged base was built with); its media settings (frames,
+    pixels) are taken from this config's."""
     threads: int = 1
     """torch CPU threads (0: leave torch's default). See the class docstring."""
     max_frames: int = 8
     """Frames per clip (2 fps over the 4-second clips) in warm start, RL and evaluation."""
-    max_pixels: int = 64 * 64
+    max_pixels: int = 96 * 64
     """Cap on H*W of each frame before the processor, in warm start, RL and evaluation."""
     sft_steps: int = 200
-    """Warm-start steps on the output format."""
+    """Warm-start steps on the output format (the sft_* settings apply only when the base is built here without
+    perception pretraining: base_model= perception_pretraining=false, as in --preset smoke)."""
     sft_lr: float = 1e-2
     """Warm-start peak learning rate (cosine-decayed to sft_lr * sft_min_lr_fraction)."""
     sft_min_lr_fraction: float = 0.1
@@ -75,26 +92,28 @@ class DemoConfig:
     """Warm-start target style: "compact" (~40 tokens) or "full" (restates the question, ~80-135 tokens; see
     train/sft.py)."""
     rl_steps_qi: int = 40
-    """Stage-QI optimizer steps (~3 s each on one thread)."""
-    rl_steps_ma: int = 30
-    """Stage-MA optimizer steps (~7 s each in accuracy mode: two extra single-sense generations per prompt)."""
-    rl_lr: float = 5e-4
-    """RL peak learning rate for the tiny model (cosine to rl_lr / 10); 2e-4 barely moved it in 20 steps, the
-    tiny recipes use 1e-3."""
+    """Stage-QI optimizer steps (~7 s each for the demo size on one thread)."""
+    rl_steps_ma: int = 20
+    """Stage-MA optimizer steps (~12 s each in accuracy mode: two extra single-sense generations per prompt)."""
+    rl_lr: float = 1e-4
+    """RL peak learning rate (cosine to rl_lr / 10). 5e-4 broke the perception base's format within 5 QI steps,
+    1e-4 kept it; the format-warm-started tiny model needs ~5e-4 (2e-4 barely moved it in 20 steps)."""
     prompts_per_step: int = 4
     """Prompts per RL step."""
-    rollouts_per_prompt: int = 4
+    rollouts_per_prompt: int = 8
     """G, completions per prompt."""
     minibatches_per_rollout: int = 2
     """GSPO policy updates per rollout batch (>1 makes the clip act); must divide prompts_per_step."""
-    max_new_tokens: int = 64
-    """Completion length cap in RL and evaluation (the compact warm-start target is ~40 tokens)."""
-    rl_temperature: float = 1.0
+    max_new_tokens: int = 208
+    """Completion length cap in RL and evaluation: a perception base lists every event of its input before
+    answering (the longest listings are ~175 tokens); the compact warm-start target is ~40 tokens."""
+    rl_temperature: float = 0.7
     """Sampling temperature of the RL rollouts (log-probs are taken at it too). Below 1 keeps a small model's long
     grounded replies closer to what it writes greedily, which is how it is evaluated."""
-    rl_rewards_qi: dict[str, float] = field(default_factory=dict)
-    """Reward weights of the QI arm by name, e.g. {answer: 2.0, format: 0.5, intent: 0.5} (empty: the paper's
-    equal weights, train/config.py STAGE_DEFAULT_REWARDS)."""
+    rl_rewards_qi: dict[str, float] = field(default_factory=lambda: {"answer": 2.0, "format": 0.5, "intent": 0.5})
+    """Reward weights of the QI arm by name (empty: the paper's equal weights, train/config.py
+    STAGE_DEFAULT_REWARDS). Answer-weighted QI raised "both" accuracy on fresh worlds over three perception bases
+    (docs/demo-results.md)."""
     rl_rewards_ma: dict[str, float] = field(default_factory=dict)
     """Reward weights of the MA arms (MA only and QI -> MA) by name (empty: the paper's equal weights)."""
     rl_questions: Literal["all", "both"] = "all"
@@ -119,6 +138,15 @@ class DemoConfig:
     """Evaluation conditions: av (with audio) and video (silent: audio removed)."""
 
     def __post_init__(self) -> None:
+        if self.base_model and self.perception_pretraining:
+            raise ValueError(f"base_model={self.base_model!r} and perception_pretraining=true: the RL arms would start "
+                             "from that base, so nothing would be pretrained; set base_model= (empty) to build the "
+                             "base with perception pretraining, or drop perception_pretraining")
+        if self.base_model == PACKAGED_BASE:
+            _check_packaged_base(self)
+        elif self.base_model and not os.path.isfile(os.path.join(self.base_model, "config.json")):
+            raise ValueError(f"base_model {self.base_model!r}: no model directory there (config.json missing); give "
+                             "a checkpoint folder such as an earlier demo's base/ or qi/final/, \"packaged\", or \"\"")
         if self.perception_pretraining and self.perception.seed == self.seed:
             raise ValueError(f"perception.seed {self.perception.seed} equals seed {self.seed}: perception "
                              "pretraining would train on the clips of the world the demo evaluates on; pick another")
@@ -129,6 +157,30 @@ class DemoConfig:
                 arm_config(self, stage, "arm", "base", "train.jsonl", steps)
             except ValueError as err:
                 raise ValueError(f"the {stage.upper()} arm built from these settings: {err}") from None
+
+
+def _check_packaged_base(cfg: DemoConfig) -> None:
+    """The packaged base only perceives the world and media it was trained on, and it has seen the clips of world
+    seed perception.seed: refuse settings that would silently make it blind or evaluate it on its training clips."""
+    with open(os.path.join(PACKAGED_BASE_DIR, "provenance.json"), encoding="utf-8") as fh:
+        built = json.load(fh)
+    mine = {"family": cfg.family, "model_size": cfg.model_size, "max_frames": cfg.max_frames,
+            "max_pixels": cfg.max_pixels, **{f"world.{k}": v for k, v in asdict(cfg.world).items()}}
+    theirs = {"family": built["family"], "model_size": built["model_size"], **built["media"],
+              **{f"world.{k}": v for k, v in built["world"].items()}}
+    differ = [f"{k}={_plain(mine[k])} (the base: {_plain(theirs[k])})" for k in mine if _plain(mine[k]) != _plain(theirs.get(k))]
+    if differ:
+        raise ValueError(f"base_model=packaged was trained with other settings than these: {'; '.join(differ)}. Keep "
+                         "the defaults for those, or set base_model= (empty) to build a base for your settings "
+                         "(perception_pretraining=true, ~20 min for 1500 steps)")
+    if cfg.seed == built["perception"]["seed"]:
+        raise ValueError(f"seed {cfg.seed}: the packaged base was trained on the clips of world seed "
+                         f"{built['perception']['seed']}, so the demo would evaluate it on them; pick another seed")
+
+
+def _plain(value):
+    """Tuples and lists compare equal (a JSON round trip turns one into the other)."""
+    return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
 
 
 PRESETS = ("smoke", "perceive", "full")
@@ -157,15 +209,11 @@ def run_demo(cfg: DemoConfig) -> dict:
     from ..eval.report import write_report
     from ..eval.runner import EvalConfig, evaluate, load_modality_clip
     from ..media.cache import ClipCache
-    from ..media.types import MediaError
     from ..policy.omni import OmniPolicy
-    from ..policy.tiny import TinyOmniSpec, build_tiny_policy_files
     from ..schema import read_samples, write_samples
     from ..synth.world import generate_world
     from .gspo_train import train
-    from .perception import train_perception
     from .perception_measure import caption_word_accuracy, listing_readout_accuracy
-    from .sft import SFTConfig, warm_start
 
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
@@ -193,40 +241,26 @@ def run_demo(cfg: DemoConfig) -> dict:
     if cfg.eval_limit:
         test_samples = test_samples[: cfg.eval_limit]
 
-    # 2. tiny real-class policy, then supervised training: perception pretraining (which also teaches the grounded
+    # 2. the base. Packaged (or given): copied into the run, so every arm's checkpoint lives under out_dir. Built:
+    # a random real-class policy, then supervised training: perception pretraining (which also teaches the grounded
     # reply format) or the format-only warm start. Supervision never sees a cross-modal ("both") question: those
     # are what the RL stages are judged on.
     t0 = time.perf_counter()
     init_dir, base_dir = os.path.join(out, "init"), os.path.join(out, "base")
-    build_tiny_policy_files(init_dir, TinyOmniSpec(family=cfg.family, size=cfg.model_size, seed=cfg.seed))
-    policy = OmniPolicy.from_pretrained(init_dir)
-    if cfg.perception_pretraining:
-        pcfg = replace(cfg.perception, fps=2.0, max_frames=cfg.max_frames, max_pixels=cfg.max_pixels)
-        history = train_perception(policy, cfg.world, pcfg, log=lambda line: print(f"[demo] {line}"))
-        sft_losses = [h["loss"] for h in history]
+    perceiving_base = cfg.perception_pretraining or cfg.base_model == PACKAGED_BASE
+    if cfg.base_model:
+        source = PACKAGED_BASE_DIR if cfg.base_model == PACKAGED_BASE else cfg.base_model
+        shutil.copytree(source, base_dir, dirs_exist_ok=True)
+        sft_losses = []
+        if cfg.base_model == PACKAGED_BASE:  # its perception training's loss curve, recorded when it was built
+            with open(os.path.join(source, "provenance.json"), encoding="utf-8") as fh:
+                sft_losses = json.load(fh)["perception_losses"]
+        timings["base"] = time.perf_counter() - t0
+        print(f"[demo] base: {source} (copied to {base_dir})")
     else:
-        clip_cache = ClipCache(512 * 2**20)  # the warm start visits every training clip many times
+        sft_losses = _build_base(cfg, init_dir, base_dir, train_samples, timings)
 
-        def clip_for(sample):
-            try:
-                return clip_cache.get_or_load(sample.video, fps=2.0, max_frames=cfg.max_frames,
-                                              max_pixels=cfg.max_pixels, start=sample.start, end=sample.end,
-                                              audio_path=sample.audio)
-            except MediaError as exc:
-                print(f"[demo] skipping {sample.id}: {exc}")
-                return None
-
-        sft_cfg = SFTConfig(steps=cfg.sft_steps, lr=cfg.sft_lr, batch_size=cfg.sft_batch_size, seed=cfg.seed,
-                            target_style=cfg.sft_target, min_lr_fraction=cfg.sft_min_lr_fraction)
-        sft_losses = warm_start(policy, [s for s in train_samples if s.modality_needs != "both"], clip_for, sft_cfg)
-        clip_cache.clear()  # free the decoded clips before the RL arms load their own
-    policy.save_pretrained(base_dir)
-    del policy
-    timings["perception" if cfg.perception_pretraining else "warm_start"] = time.perf_counter() - t0
-    print(f"[demo] base: supervised loss {sft_losses[0]:.2f} -> {sft_losses[-1]:.2f} "
-          f"({time.perf_counter() - t0:.0f}s)")
-
-    # 3. the ablation arms: QI, MA, QI -> MA, all from the same warm-started base
+    # 3. the ablation arms: QI, MA, QI -> MA, all from the same base
     model_dirs = {"base": base_dir}
     rl_train = os.path.join(world, "train.jsonl")
     if cfg.rl_questions == "both":
@@ -268,7 +302,7 @@ def run_demo(cfg: DemoConfig) -> dict:
             # with the audio alone here, video-only ones on silent video from the rows above.
             audio_rows = evaluate(policy, [s for s in test_samples if s.modality_needs == "audio"], "audio", ecfg,
                                   load_test_clip)
-            if cfg.perception_pretraining:  # teacher-forced caption content words, per sense, on the test clips
+            if perceiving_base:  # teacher-forced caption content words, per sense, on the test clips
                 def test_clip(sample, modality):
                     return load_modality_clip(sample, modality, ecfg, load_test_clip)
 
@@ -278,7 +312,7 @@ def run_demo(cfg: DemoConfig) -> dict:
         del policy
     eval_clips.clear()
     perception = base_perception(rows, audio_rows)
-    if cfg.perception_pretraining:
+    if perceiving_base:
         perception["caption_words"] = caption_words
         perception["listing_readout"] = readout
     write_report(rows, os.path.join(out, "eval"), title="OmniVideo-R1 demo: synthetic world, test split")
@@ -306,6 +340,48 @@ def run_demo(cfg: DemoConfig) -> dict:
     viewer = write_site(out)["index"]
     print(f"[demo] viewer (rollouts on each clip's timeline, curves, per-question flips): open {viewer}")
     return {"table": table, "timings": timings, "viewer": viewer, "checkpoints": model_dirs}
+
+
+def _build_base(cfg: DemoConfig, init_dir: str, base_dir: str, train_samples: list, timings: dict) -> list[float]:
+    """A random real-class policy, trained on perception or warm-started on the format, saved to `base_dir`;
+    returns the supervised losses per step."""
+    from ..media.cache import ClipCache
+    from ..media.types import MediaError
+    from ..policy.omni import OmniPolicy
+    from ..policy.tiny import TinyOmniSpec, build_tiny_policy_files
+    from .perception import train_perception
+    from .sft import SFTConfig, warm_start
+
+    t0 = time.perf_counter()
+    build_tiny_policy_files(init_dir, TinyOmniSpec(family=cfg.family, size=cfg.model_size, seed=cfg.seed))
+    policy = OmniPolicy.from_pretrained(init_dir)
+    if cfg.perception_pretraining:
+        pcfg = replace(cfg.perception, fps=2.0, max_frames=cfg.max_frames, max_pixels=cfg.max_pixels)
+        history = train_perception(policy, cfg.world, pcfg, log=lambda line: print(f"[demo] {line}"))
+        sft_losses = [h["loss"] for h in history]
+    else:
+        clip_cache = ClipCache(512 * 2**20)  # the warm start visits every training clip many times
+
+        def clip_for(sample):
+            try:
+                return clip_cache.get_or_load(sample.video, fps=2.0, max_frames=cfg.max_frames,
+                                              max_pixels=cfg.max_pixels, start=sample.start, end=sample.end,
+                                              audio_path=sample.audio)
+            except MediaError as exc:
+                print(f"[demo] skipping {sample.id}: {exc}")
+                return None
+
+        sft_cfg = SFTConfig(steps=cfg.sft_steps, lr=cfg.sft_lr, batch_size=cfg.sft_batch_size, seed=cfg.seed,
+                            target_style=cfg.sft_target, min_lr_fraction=cfg.sft_min_lr_fraction)
+        sft_losses = warm_start(policy, [s for s in train_samples if s.modality_needs != "both"], clip_for, sft_cfg)
+        clip_cache.clear()  # free the decoded clips before the RL arms load their own
+    policy.save_pretrained(base_dir)
+    del policy
+    timings["perception" if cfg.perception_pretraining else "warm_start"] = time.perf_counter() - t0
+    print(f"[demo] base: supervised loss {sft_losses[0]:.2f} -> {sft_losses[-1]:.2f} "
+          f"({time.perf_counter() - t0:.0f}s)")
+
+    return sft_losses
 
 
 def arm_config(cfg: DemoConfig, stage: str, out_dir: str, init_dir: str, train_path: str, steps: int):
