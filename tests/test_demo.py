@@ -228,10 +228,12 @@ def test_presets_load_and_the_perceive_preset_fits_its_replies(tiny_dirs):
         assert cfg.out_dir == f"runs/demo_{name}"
     cfg = load_config(DemoConfig, "demo_perceive", [])
     assert cfg.perception_pretraining and cfg.model_size == "demo"
-    # "full" trains exactly as "perceive" does (its documented settings carry over); only the world is larger.
+    # "full" trains exactly as "perceive" does (its documented settings carry over) from the base "perceive" builds,
+    # packaged; only the world is larger.
     full = asdict(load_config(DemoConfig, "demo_full", []))
     differs = {k for k, v in asdict(cfg).items() if full[k] != v}
-    assert differs == {"out_dir", "n_clips", "splits"}, differs
+    assert differs == {"out_dir", "n_clips", "splits", "base_model", "perception_pretraining"}, differs
+    assert full["base_model"] == "packaged" and full["perception"] == asdict(cfg)["perception"]
     assert full["n_clips"] * full["splits"][2] >= 4 * cfg.n_clips * cfg.splits[2]  # >= 4x the held-out questions
     assert cfg.world.width * cfg.world.height <= cfg.max_pixels  # frames are not downscaled below the world's
     # The longest reply the perception targets teach (every event the input carries, then thinking and answer)
