@@ -131,6 +131,24 @@ def test_paper_shape_reads_point_estimates():
     assert got["silent_worse_arms"] == [ARM_LABELS["ma"]]
 
 
+@pytest.mark.parametrize("silent, verdict", [
+    ((0.40, 0.40, 0.40), "**Silent video not worse than base: yes**."),
+    ((0.39, 0.40, 0.40), "(lower point estimate: QI only; all inside the base's 95% interval [30-50])."),
+    ((0.39, 0.29, 0.40), "(lower point estimate: QI only, MA only; below the base's 95% interval [30-50]: MA only)."),
+])
+def test_silent_video_verdict_names_arms_below_the_base_and_outside_its_interval(silent, verdict):
+    from omnivideo_r1.eval.demo_report import render_markdown
+
+    def entry(acc, low=0.0, high=1.0):
+        return {"av": {"accuracy": 0.5, "ci_low": 0.4, "ci_high": 0.6, "scored": 100},
+                "video": {"accuracy": acc, "ci_low": low, "ci_high": high, "scored": 100}}
+
+    table = {ARM_LABELS["base"]: entry(0.40, 0.30, 0.50),
+             **{ARM_LABELS[a]: entry(acc) for a, acc in zip(("qi", "ma", "qi_ma"), silent)}}
+    md = render_markdown(table, ["av", "video"], config={}, timings={}, sft_losses=[])
+    assert next(line for line in md.splitlines() if line.startswith("**Silent video")).endswith(verdict)
+
+
 def test_paired_vs_base_counts_flips_on_the_same_questions():
     def rows_of(arm, right, needs="both", modality="av"):
         return [{"model": ARM_LABELS[arm], "modality": modality, "id": f"q{i}", "modality_needs": needs,
