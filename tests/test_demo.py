@@ -199,7 +199,8 @@ def test_answer_entropy_bits(answers, bits):
 
 def test_arm_config_is_the_stage_recipe_on_demo_settings():
     cfg = DemoConfig(base_model="", rl_lr=2e-3, prompts_per_step=6, minibatches_per_rollout=3, max_frames=4,
-                     ma_mode="confidence", rl_temperature=0.7, rl_rewards_qi={"answer": 2.0, "format": 0.5, "intent": 0.5})
+                     ma_mode="confidence", rl_temperature=0.7,
+                     rl_rewards_qi={"answer": 2.0, "format": 0.5, "intent": 0.5})
     qi = arm_config(cfg, "qi", "out/qi", "out/base", "world/train.jsonl", 7)
     assert qi.rollout.temperature == 0.7
     assert (qi.run.stage, qi.run.steps, qi.model.path, qi.data.train_path) == ("qi", 7, "out/base", "world/train.jsonl")

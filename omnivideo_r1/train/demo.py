@@ -26,13 +26,13 @@ from ..errors import UsageError
 from ..synth.scene import WorldConfig
 from .perception import PerceptionConfig
 
+from ..eval.demo_report import (ARM_LABELS, ARMS, ablation_table, answer_spread, base_perception, paired_vs_base,
+                                paper_shape, plot_demo, read_curves, render_markdown)
+
 PACKAGED_BASE = "packaged"
 """`base_model` value that names the perception base shipped with the package (PACKAGED_BASE_DIR)."""
 PACKAGED_BASE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets",
                                  "demo_perception_base")
-
-from ..eval.demo_report import (ARM_LABELS, ARMS, ablation_table, answer_spread, base_perception, paired_vs_base,
-                                paper_shape, plot_demo, read_curves, render_markdown)
 
 
 @dataclass
@@ -168,7 +168,8 @@ def _check_packaged_base(cfg: DemoConfig) -> None:
             "max_pixels": cfg.max_pixels, **{f"world.{k}": v for k, v in asdict(cfg.world).items()}}
     theirs = {"family": built["family"], "model_size": built["model_size"], **built["media"],
               **{f"world.{k}": v for k, v in built["world"].items()}}
-    differ = [f"{k}={_plain(mine[k])} (the base: {_plain(theirs[k])})" for k in mine if _plain(mine[k]) != _plain(theirs.get(k))]
+    differ = [f"{k}={_plain(mine[k])} (the base: {_plain(theirs.get(k))})" for k in mine
+              if _plain(mine[k]) != _plain(theirs.get(k))]
     if differ:
         raise ValueError(f"base_model=packaged was trained with other settings than these: {'; '.join(differ)}. Keep "
                          "the defaults for those, or set base_model= (empty) to build a base for your settings "
@@ -185,8 +186,9 @@ def _plain(value):
 
 PRESETS = ("smoke", "perceive", "full")
 """Shipped demo recipes (omnivideo_r1/recipes/demo_<name>.yaml): "smoke" runs every stage for a handful of steps
-(about a minute); "perceive" puts perception pretraining of the larger "demo" model before the RL arms; "full" is
-"perceive" on a world twice its size with over half held out, for intervals about half as wide (~2 hours)."""
+on a format-warm-started tiny model (about a minute); "perceive" builds the perception base (the packaged one) in
+the run and trains the RL arms longer; "full" is "perceive"'s RL from the packaged base on a world twice its size
+with over half held out, for intervals about half as wide."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
