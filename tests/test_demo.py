@@ -36,8 +36,8 @@ def test_demo_smoke_writes_a_consistent_ablation(tmp_path, monkeypatch, base):
                  "perception.steps=2", "perception.batch_size=2", "perception.log_every=0"]
     if base == "packaged":  # the default demo's base, with the media settings it was built with
         overrides += ["base_model=packaged", "model_size=demo", "world.width=96", "max_pixels=6144", "max_frames=8"]
-    if perceive:  # the paper's RL data (cross-modal questions only) and overlapping segments paid by the format reward
-        overrides += ["rl_questions=both", "format_allow_overlap=true"]
+    if perceive:  # the paper's RL data: cross-modal questions only
+        overrides += ["rl_questions=both"]
     cfg = load_config(DemoConfig, "demo_smoke", overrides)  # the shipped smoke preset: a handful of steps
     result = run_demo(cfg)
 
@@ -208,8 +208,8 @@ def test_arm_config_is_the_stage_recipe_on_demo_settings():
     assert qi.gspo.minibatches_per_rollout == 3 and qi.data.max_frames == 4
     assert not qi.model.freeze_audio and not qi.model.freeze_vision
     assert "modality_attention" not in qi.reward_options
-    assert qi.reward_options["format"] == {"partial_credit": True, "allow_overlap": False}
-    assert arm_config(DemoConfig(format_allow_overlap=True), "qi", "o", "b", "t", 1).reward_options["format"][
+    assert qi.reward_options["format"] == {"partial_credit": True, "allow_overlap": True}
+    assert not arm_config(DemoConfig(format_allow_overlap=False), "qi", "o", "b", "t", 1).reward_options["format"][
         "allow_overlap"]
     ma = arm_config(cfg, "ma", "out/ma", "out/base", "world/train.jsonl", 5)
     assert ma.reward_options["modality_attention"]["mode"] == "confidence"
