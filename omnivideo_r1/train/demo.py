@@ -38,9 +38,9 @@ PACKAGED_BASE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath
 @dataclass
 class DemoConfig:
     """Settings of `omnivideo-r1 demo` (override any as key=value). The defaults start the RL arms from the
-    packaged perception base and take about 20 minutes on 2 CPU cores (20.7 measured); docs/demo-results.md has the measured
-    timings, results and the reasons behind each lever that differs from the paper's recipe (perception base,
-    learning rates, format partial credit, one thread, MA accuracy mode).
+    packaged perception base and take about 20 minutes on 2 CPU cores (20.7 measured); docs/demo-results.md has
+    the measured timings, results and the reasons behind each lever that differs from the paper's recipe
+    (perception base, learning rates, format partial credit, one thread, MA accuracy mode).
     Nothing here looks at the test split: it is only evaluated, once per arm and condition.
     """
 
