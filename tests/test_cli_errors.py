@@ -142,6 +142,8 @@ CASES = [
     ("demo-bad-model-size", ["demo", "out_dir={root}/demo", "model_size=huge"], "model_size"),
     ("demo-bad-answer-style", ["demo", "out_dir={root}/demo", "perception.answer_style=word"],
      "answer_style 'word' must be one of"),
+    ("demo-bad-splits", ["demo", "out_dir={root}/demo", "splits=[0.5,0.6,0.1]"],
+     "must be 3 non-negative fractions (train, val, test) summing to 1"),
     ("demo-bad-rl-temperature", ["demo", "out_dir={root}/demo", "rl_temperature=0"],
      "QI arm built from these settings: rollout.temperature=0.0: must be > 0"),
 ]

@@ -60,7 +60,9 @@ def make_clip(seed: int, index: int, config: WorldConfig | None = None) -> Synth
     return SynthClip(index, timeline, frames, audio, rng)
 
 
-def _split_counts(n: int, splits: Sequence[float]) -> list[int]:
+def split_counts(n: int, splits: Sequence[float]) -> list[int]:
+    """Clips per split (train, val, test) for `n` clips and the fractions `splits`; ValueError if they are not 3
+    non-negative fractions summing to 1."""
     if len(splits) != len(SPLITS) or any(s < 0 for s in splits) or abs(sum(splits) - 1.0) > 1e-6:
         raise ValueError(f"splits {tuple(splits)} must be 3 non-negative fractions (train, val, test) summing to 1")
     bounds = [int(round(b * n)) for b in np.cumsum(splits)]
@@ -76,7 +78,7 @@ def generate_world(out_dir: str, n_clips: int, seed: int = 0, splits: Sequence[f
     cfg = config or WorldConfig()
     if n_clips < 1:
         raise ValueError(f"n_clips {n_clips} must be >= 1")
-    counts = _split_counts(n_clips, splits)
+    counts = split_counts(n_clips, splits)
     order = [int(i) for i in _rng(seed, _SPLIT_STREAM).permutation(n_clips)]
     split_of: dict[int, str] = {}
     start = 0

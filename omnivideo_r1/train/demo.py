@@ -24,6 +24,7 @@ from typing import Literal
 
 from ..errors import UsageError
 from ..synth.scene import WorldConfig
+from ..synth.world import split_counts
 from .perception import PerceptionConfig
 
 from ..eval.demo_report import (ARM_LABELS, ARMS, ablation_table, answer_spread, base_perception, paired_vs_base,
@@ -142,6 +143,7 @@ class DemoConfig:
     """Evaluation conditions: av (with audio) and video (silent: audio removed)."""
 
     def __post_init__(self) -> None:
+        split_counts(self.n_clips, self.splits)  # the world generator's own check, at load time, not after the base
         if self.base_model and self.perception_pretraining:
             raise ValueError(f"base_model={self.base_model!r} and perception_pretraining=true: the RL arms would start "
                              "from that base, so nothing would be pretrained; set base_model= (empty) to build the "
