@@ -118,6 +118,22 @@ def test_demo_smoke_writes_a_consistent_ablation(tmp_path, monkeypatch, base):
     assert "exact McNemar p" in md
 
 
+@pytest.mark.slow
+def test_demo_results_do_not_depend_on_the_worker_processes(tmp_path):
+    """Two worker processes (the default) and one process give the same checkpoints and the same answers."""
+    runs = {}
+    for workers in (1, 2):
+        out = tmp_path / f"workers{workers}"
+        run_demo(load_config(DemoConfig, "demo_smoke", [f"out_dir={out}", f"workers={workers}"]))
+        rows = [json.loads(line) for line in (out / "eval" / "results.jsonl").read_text().splitlines() if line]
+        weights = {arm: (out / arm / "final" / "model.safetensors").read_bytes() for arm in ("qi", "ma", "qi_ma")}
+        runs[workers] = ([(r["model"], r["modality"], r["id"], r["output"]) for r in rows], weights,
+                         json.loads((out / "ablation.json").read_text())["table"])
+    assert runs[1][0] and runs[1][0] == runs[2][0]
+    assert runs[1][1] == runs[2][1]
+    assert runs[1][2] == runs[2][2]
+
+
 def test_paper_shape_reads_point_estimates():
     def entry(av, silent):
         return {"av": {"accuracy": av}, "video": {"accuracy": silent}}

@@ -39,9 +39,10 @@ PACKAGED_BASE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath
 @dataclass
 class DemoConfig:
     """Settings of `omnivideo-r1 demo` (override any as key=value). The defaults start the RL arms from the
-    packaged perception base and take about 20 minutes on 2 CPU cores (20.7 measured); docs/demo-results.md has
-    the measured timings, results and the reasons behind each lever that differs from the paper's recipe
-    (perception base, learning rates, format partial credit, one thread, MA accuracy mode).
+    packaged perception base and take about 12 minutes on 2 CPU cores (11.6 measured with two worker processes,
+    20.7 with one); docs/demo-results.md has the measured timings, results and the reasons behind each lever that
+    differs from the paper's recipe (perception base, learning rates, format partial credit, one thread per
+    process, MA accuracy mode).
     Nothing here looks at the test split: it is only evaluated, once per arm and condition.
     """
 
@@ -77,7 +78,11 @@ class DemoConfig:
     """Perception pretraining settings (those the packaged base was built with); its media settings (frames,
     pixels) are taken from this config's."""
     threads: int = 1
-    """torch CPU threads (0: leave torch's default). See the class docstring."""
+    """torch CPU threads per process (0: leave torch's default). See the class docstring."""
+    workers: int = 2
+    """Processes that run the RL arms and evaluations side by side (QI next to MA, then QI -> MA next to the
+    evaluations; train/demo_jobs.py), at most one per CPU this process may use. The results do not depend on it
+    (every job seeds itself); 1 runs everything in this process, one job after another."""
     max_frames: int = 8
     """Frames per clip (2 fps over the 4-second clips) in warm start, RL and evaluation."""
     max_pixels: int = 96 * 64
@@ -144,6 +149,8 @@ class DemoConfig:
 
     def __post_init__(self) -> None:
         split_counts(self.n_clips, self.splits)  # the world generator's own check, at load time, not after the base
+        if self.workers < 1:
+            raise ValueError(f"workers={self.workers}: must be >= 1 (1 runs the arms one after another here)")
         if self.base_model and self.perception_pretraining:
             raise ValueError(f"base_model={self.base_model!r} and perception_pretraining=true: the RL arms would start "
                              "from that base, so nothing would be pretrained; set base_model= (empty) to build the "
@@ -215,13 +222,10 @@ def run_demo(cfg: DemoConfig) -> dict:
     import torch
 
     from ..eval.report import write_report
-    from ..eval.runner import EvalConfig, evaluate, load_modality_clip
-    from ..media.cache import ClipCache
-    from ..policy.omni import OmniPolicy
+    from ..eval.runner import EvalConfig
     from ..schema import read_samples, write_samples
     from ..synth.world import generate_world
-    from .gspo_train import train
-    from .perception_measure import caption_word_accuracy, listing_readout_accuracy
+    from .demo_jobs import Job, evaluate_arm, run_jobs, train_arm
 
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
@@ -268,65 +272,51 @@ def run_demo(cfg: DemoConfig) -> dict:
     else:
         sft_losses = _build_base(cfg, init_dir, base_dir, train_samples, timings)
 
-    # 3. the ablation arms: QI, MA, QI -> MA, all from the same base
-    model_dirs = {"base": base_dir}
+    # 3-4. the ablation arms (QI, MA, QI -> MA, all from the same base), then every arm x (AV, silent) on the held-out
+    # test split, as jobs: side by side in `workers` processes where the arms allow it (train/demo_jobs.py).
+    model_dirs = {"base": base_dir, **{arm: os.path.join(out, arm, "final") for arm in ("qi", "ma", "qi_ma")}}
     rl_train = os.path.join(world, "train.jsonl")
     if cfg.rl_questions == "both":
         rl_train = os.path.join(world, "train_both.jsonl")
         write_samples(rl_train, cross_modal)
-    curves = {}
-    for arm, stage, init in (("qi", "qi", base_dir), ("ma", "ma", base_dir), ("qi_ma", "ma", None)):
-        t0 = time.perf_counter()
-        init = init or model_dirs["qi"]
-        steps = cfg.rl_steps_qi if stage == "qi" else cfg.rl_steps_ma
-        train(arm_config(cfg, stage, os.path.join(out, arm), init, rl_train, steps))
-        model_dirs[arm] = os.path.join(out, arm, "final")
-        curves[arm] = read_curves(os.path.join(out, arm, "metrics.jsonl"))
-        timings[f"train_{arm}"] = time.perf_counter() - t0
-        total = curves[arm].get("total", [])
-        print(f"[demo] {arm}: {steps} steps in {timings[f'train_{arm}']:.0f}s, reward "
-              f"{_fmt(total[0][1] if total else None)} -> {_fmt(total[-1][1] if total else None)}")
-
-    # 4. evaluation: every arm x (AV, silent) on the held-out test split
-    t0 = time.perf_counter()
+    # batch_size 32: the same greedy answers as at 8 on the 96 questions compared, in 0.6x the time on one thread
+    # (the per-step overhead of generate dominates this small a model).
     ecfg = EvalConfig(fps=2.0, max_frames=cfg.max_frames, max_pixels=cfg.max_pixels,
                       max_new_tokens=cfg.max_new_tokens, batch_size=32)
-    # batch_size 32: the same greedy answers as at 8 on the 96 questions compared, in 0.6x the time on one thread
-    # (the per-step overhead of generate dominates this small a model). Every arm sees the same test clips under the
-    # same conditions, and the base's perception measures read them again: decode each (clip, condition) once. The
-    # full preset's test split (~0.4 MB a clip and condition) fits in well under the cap.
-    eval_clips = ClipCache(2 * 2**30)
-    load_test_clip = eval_clips.get_or_load
+    jobs = []
+    for arm, stage, init in (("qi", "qi", base_dir), ("ma", "ma", base_dir), ("qi_ma", "ma", model_dirs["qi"])):
+        steps = cfg.rl_steps_qi if stage == "qi" else cfg.rl_steps_ma
+        jobs.append(Job(f"train_{arm}", train_arm, {"config": arm_config(cfg, stage, os.path.join(out, arm), init,
+                                                                          rl_train, steps)},
+                        after=("train_qi",) if arm == "qi_ma" else ()))
+    for arm in ARMS:  # after the training jobs, so the longest chain (QI, then QI -> MA) starts first
+        jobs.append(Job(f"eval_{arm}", evaluate_arm, {
+            "model_dir": model_dirs[arm], "samples": test_samples, "modalities": list(cfg.modalities),
+            "eval_cfg": ecfg, "perception": arm == "base", "perceiving_base": perceiving_base},
+            after=() if arm == "base" else (f"train_{arm}",)))
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    workers = min(cfg.workers, cpus)
+    t0 = time.perf_counter()
+    print(f"[demo] RL arms and evaluations: {len(jobs)} jobs in {workers} process(es)")
+    results = run_jobs(jobs, workers, cfg.threads, on_done=_report_job)
+    timings["rl_and_eval"] = time.perf_counter() - t0  # wall clock; the jobs' own times below overlap
+    curves = {arm: results[f"train_{arm}"]["curves"] for arm in ("qi", "ma", "qi_ma")}
+    timings.update({job.name: results[job.name]["seconds"] for job in jobs})  # each job's own time
     rows = []
     needs_by_id = {s.id: s.modality_needs for s in test_samples}
     for arm in ARMS:
-        policy = OmniPolicy.from_pretrained(model_dirs[arm])
-        for modality in cfg.modalities:
-            for row in evaluate(policy, test_samples, modality, ecfg, load_test_clip):
-                row["model"] = ARM_LABELS[arm]
-                row["benchmark"] = "synthetic-test"
-                row["modality_needs"] = needs_by_id.get(row["id"], "unknown")
-                rows.append(row)
-        if arm == "base":
-            # The base's perception, measured directly (the RL arms are judged on top of it): audio-only questions
-            # with the audio alone here, video-only ones on silent video from the rows above.
-            audio_rows = evaluate(policy, [s for s in test_samples if s.modality_needs == "audio"], "audio", ecfg,
-                                  load_test_clip)
-            if perceiving_base:  # teacher-forced caption content words, per sense, on the test clips
-                def test_clip(sample, modality):
-                    return load_modality_clip(sample, modality, ecfg, load_test_clip)
-
-                caption_words = caption_word_accuracy(policy, test_samples, test_clip)
-                # Teacher-forced with the reference listing: does the answer follow the listing at all?
-                readout = listing_readout_accuracy(policy, test_samples, test_clip)
-        del policy
-    eval_clips.clear()
+        for row in results[f"eval_{arm}"]["rows"]:
+            row["model"] = ARM_LABELS[arm]
+            row["benchmark"] = "synthetic-test"
+            row["modality_needs"] = needs_by_id.get(row["id"], "unknown")
+            rows.append(row)
+    base_eval = results["eval_base"]
+    audio_rows = base_eval["audio_rows"]
     perception = base_perception(rows, audio_rows)
     if perceiving_base:
-        perception["caption_words"] = caption_words
-        perception["listing_readout"] = readout
+        perception["caption_words"] = base_eval["caption_words"]
+        perception["listing_readout"] = base_eval["listing_readout"]
     write_report(rows, os.path.join(out, "eval"), title="OmniVideo-R1 demo: synthetic world, test split")
-    timings["eval"] = time.perf_counter() - t0
 
     # 5. the ablation table
     table = ablation_table(rows, cfg.modalities)
@@ -413,6 +403,16 @@ def arm_config(cfg: DemoConfig, stage: str, out_dir: str, init_dir: str, train_p
         rewards=dict(cfg.rl_rewards_qi if stage == "qi" else cfg.rl_rewards_ma),
         reward_options=options,
     )
+
+
+def _report_job(name: str, result: dict) -> None:
+    """The demo's progress line for a finished job."""
+    if name.startswith("train_"):
+        total = result["curves"].get("total", [])
+        print(f"[demo] {name[len('train_'):]}: trained in {result['seconds']:.0f}s, reward "
+              f"{_fmt(total[0][1] if total else None)} -> {_fmt(total[-1][1] if total else None)}")
+    else:
+        print(f"[demo] {name[len('eval_'):]}: evaluated in {result['seconds']:.0f}s")
 
 
 def _fmt(x) -> str:

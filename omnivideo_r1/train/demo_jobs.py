@@ -1,0 +1,133 @@
+"""The demo's RL arms and evaluations as jobs, run one after another or side by side in worker processes.
+
+The arms are independent but for QI -> MA starting from QI's checkpoint, and each evaluation needs only its arm's
+checkpoint, so on two cores two one-thread processes do the work of the sequential run in about half the time
+(the model is far too small for a second thread inside one process to help). Every job seeds itself (training:
+`set_seed(run.seed)`; evaluation: greedy), so the results do not depend on which process ran it or when.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+_EVAL_CLIPS = None
+"""A process's decoded test clips (media/cache.ClipCache), shared by the evaluations that process runs."""
+
+
+@dataclass
+class Job:
+    """One unit of work: `fn(**kwargs)` once every job named in `after` has finished."""
+
+    name: str
+    fn: Callable[..., Any]
+    kwargs: dict[str, Any]
+    after: tuple[str, ...] = field(default_factory=tuple)
+
+
+def run_jobs(jobs: Sequence[Job], workers: int, threads: int, on_done: Callable[[str, Any], None] | None = None
+             ) -> dict[str, Any]:
+    """Each job's return value by name. With `workers` <= 1 the jobs run here in list order (which must put every
+    job after the ones it waits for); otherwise in that many spawned processes of `threads` torch threads each,
+    the earliest-listed ready job first. A failing job stops the others and raises here."""
+    names = {job.name for job in jobs}
+    for i, job in enumerate(jobs):
+        unknown = [d for d in job.after if d not in names]
+        late = [d for d in job.after if d in {j.name for j in jobs[i:]}]
+        if unknown or late:
+            raise ValueError(f"job {job.name!r} waits for {unknown or late}: not listed before it")
+    results: dict[str, Any] = {}
+    on_done = on_done or (lambda name, result: None)
+    if workers <= 1:
+        for job in jobs:
+            results[job.name] = job.fn(**job.kwargs)
+            on_done(job.name, results[job.name])
+        clear_clip_cache()
+        return results
+    pending, running = list(jobs), {}
+    before = set(multiprocessing.active_children())
+    # spawn, not fork: a forked copy of a process that has run torch ops can deadlock in its thread pools.
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
+                               initargs=(threads,))
+    try:
+        while pending or running:
+            for job in [j for j in pending if all(d in results for d in j.after)][: workers - len(running)]:
+                pending.remove(job)
+                running[pool.submit(job.fn, **job.kwargs)] = job.name
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                name = running.pop(future)
+                results[name] = future.result()  # re-raises the job's exception (or a worker's death) here
+                on_done(name, results[name])
+    except BaseException:
+        # A failed job or Ctrl-C: stop the other job now instead of waiting minutes for it to finish.
+        for process in set(multiprocessing.active_children()) - before:
+            process.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+    return results
+
+
+def _init_worker(threads: int) -> None:
+    import torch
+    from transformers.utils import logging as hf_logging
+
+    if threads > 0:
+        torch.set_num_threads(threads)
+    hf_logging.disable_progress_bar()
+
+
+def clear_clip_cache() -> None:
+    global _EVAL_CLIPS
+    if _EVAL_CLIPS is not None:
+        _EVAL_CLIPS.clear()
+        _EVAL_CLIPS = None
+
+
+def train_arm(config) -> dict[str, Any]:
+    """One RL arm (a TrainConfig); returns its reward curves and the seconds it took."""
+    from ..eval.demo_report import read_curves
+    from .gspo_train import train
+
+    t0 = time.perf_counter()
+    train(config)
+    return {"curves": read_curves(f"{config.run.out_dir}/metrics.jsonl"), "seconds": time.perf_counter() - t0}
+
+
+def evaluate_arm(model_dir: str, samples: list, modalities: Sequence[str], eval_cfg, perception: bool = False,
+                 perceiving_base: bool = False, clip_cache_bytes: int = 2 * 2**30) -> dict[str, Any]:
+    """Greedy answers of the model in `model_dir` to `samples` under each of `modalities` (eval rows, in that
+    order). With `perception` (the base), also its audio-only questions on audio alone and, for a base trained on
+    perception (`perceiving_base`), the teacher-forced perception measures."""
+    from ..eval.runner import evaluate, load_modality_clip
+    from ..media.cache import ClipCache
+    from ..policy.omni import OmniPolicy
+    from .perception_measure import caption_word_accuracy, listing_readout_accuracy
+
+    global _EVAL_CLIPS
+    t0 = time.perf_counter()
+    if _EVAL_CLIPS is None:
+        # Every arm sees the same test clips under the same conditions, and the base's perception measures read
+        # them again: decode each (clip, condition) once per process. The full preset's test split (~0.4 MB a clip
+        # and condition) fits in well under the cap.
+        _EVAL_CLIPS = ClipCache(clip_cache_bytes)
+    load = _EVAL_CLIPS.get_or_load
+    policy = OmniPolicy.from_pretrained(model_dir)
+    out: dict[str, Any] = {"rows": [row for modality in modalities
+                                    for row in evaluate(policy, samples, modality, eval_cfg, load)]}
+    if perception:
+        out["audio_rows"] = evaluate(policy, [s for s in samples if s.modality_needs == "audio"], "audio", eval_cfg,
+                                     load)
+        if perceiving_base:
+            def test_clip(sample, modality):
+                return load_modality_clip(sample, modality, eval_cfg, load)
+
+            out["caption_words"] = caption_word_accuracy(policy, samples, test_clip)
+            # Teacher-forced with the reference listing: does the answer follow the listing at all?
+            out["listing_readout"] = listing_readout_accuracy(policy, samples, test_clip)
+    out["seconds"] = time.perf_counter() - t0
+    return out
