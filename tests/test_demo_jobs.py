@@ -52,6 +52,8 @@ def test_a_job_listed_before_what_it_waits_for_is_refused():
     jobs = [Job("c", sleep, {"seconds": 0}, after=("a",)), Job("a", sleep, {"seconds": 0})]
     with pytest.raises(ValueError, match=r"job 'c' waits for \['a'\]: not listed before it"):
         run_jobs(jobs, 2, threads=1)
+    with pytest.raises(ValueError, match=r"job 'c' waits for \['x'\]: no job has that name"):
+        run_jobs([Job("c", sleep, {"seconds": 0}, after=("x",))], 1, threads=1)
 
 
 def test_a_failing_job_raises_here_and_stops_the_other_one():

@@ -33,19 +33,23 @@ def run_jobs(jobs: Sequence[Job], workers: int, threads: int, on_done: Callable[
     """Each job's return value by name. With `workers` <= 1 the jobs run here in list order (which must put every
     job after the ones it waits for); otherwise in that many spawned processes of `threads` torch threads each,
     the earliest-listed ready job first. A failing job stops the others and raises here."""
-    names = {job.name for job in jobs}
+    names = [job.name for job in jobs]
     for i, job in enumerate(jobs):
         unknown = [d for d in job.after if d not in names]
-        late = [d for d in job.after if d in {j.name for j in jobs[i:]}]
-        if unknown or late:
-            raise ValueError(f"job {job.name!r} waits for {unknown or late}: not listed before it")
+        late = [d for d in job.after if d in names[i:]]
+        if unknown:
+            raise ValueError(f"job {job.name!r} waits for {unknown}: no job has that name (jobs: {names})")
+        if late:
+            raise ValueError(f"job {job.name!r} waits for {late}: not listed before it")
     results: dict[str, Any] = {}
     on_done = on_done or (lambda name, result: None)
     if workers <= 1:
-        for job in jobs:
-            results[job.name] = job.fn(**job.kwargs)
-            on_done(job.name, results[job.name])
-        clear_clip_cache()
+        try:
+            for job in jobs:
+                results[job.name] = job.fn(**job.kwargs)
+                on_done(job.name, results[job.name])
+        finally:
+            clear_clip_cache()  # this process goes on living: do not keep its decoded test clips
         return results
     pending, running = list(jobs), {}
     before = set(multiprocessing.active_children())
