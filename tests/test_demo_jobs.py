@@ -44,8 +44,8 @@ def test_jobs_run_after_what_they_wait_for(tmp_path, workers):
     pids = {r["pid"] for r in results.values()}
     if workers == 1:
         assert pids == {os.getpid()}
-    else:  # b ran next to a, in another process than this one
-        assert os.getpid() not in pids and len(pids) == 2
+    else:  # in the worker processes, not this one
+        assert os.getpid() not in pids
 
 
 def test_a_job_listed_before_what_it_waits_for_is_refused():
