@@ -144,6 +144,7 @@ CASES = [
      "answer_style 'word' must be one of"),
     ("demo-bad-splits", ["demo", "out_dir={root}/demo", "splits=[0.5,0.6,0.1]"],
      "must be 3 non-negative fractions (train, val, test) summing to 1"),
+    ("demo-no-workers", ["demo", "out_dir={root}/demo", "workers=0"], "workers=0: must be >= 1"),
     ("demo-bad-rl-temperature", ["demo", "out_dir={root}/demo", "rl_temperature=0"],
      "QI arm built from these settings: rollout.temperature=0.0: must be > 0"),
 ]

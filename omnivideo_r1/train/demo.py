@@ -225,14 +225,10 @@ def run_demo(cfg: DemoConfig) -> dict:
     from ..eval.runner import EvalConfig
     from ..schema import read_samples, write_samples
     from ..synth.world import generate_world
-    from .demo_jobs import Job, evaluate_arm, run_jobs, train_arm
+    from .demo_jobs import Job, evaluate_arm, run_jobs, setup_process, train_arm
 
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
+    setup_process(cfg.threads)  # the same set-up as each worker process's
     torch.manual_seed(cfg.seed)
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # per-checkpoint load/save bars would bury the demo's own progress lines
     t_start = time.perf_counter()
     timings = {}
     out = cfg.out_dir

@@ -54,7 +54,7 @@ def run_jobs(jobs: Sequence[Job], workers: int, threads: int, on_done: Callable[
     pending, running = list(jobs), {}
     before = set(multiprocessing.active_children())
     # spawn, not fork: a forked copy of a process that has run torch ops can deadlock in its thread pools.
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=setup_process,
                                initargs=(threads,))
     try:
         while pending or running:
@@ -76,7 +76,9 @@ def run_jobs(jobs: Sequence[Job], workers: int, threads: int, on_done: Callable[
     return results
 
 
-def _init_worker(threads: int) -> None:
+def setup_process(threads: int) -> None:
+    """A demo process's set-up, the main one's and each worker's: `threads` torch threads (0: torch's default),
+    and no per-checkpoint load/save progress bars (they would bury the demo's own progress lines)."""
     import torch
     from transformers.utils import logging as hf_logging
 
