@@ -308,3 +308,31 @@ def test_packaged_base_is_the_recorded_file_and_perceives_a_fresh_world(tmp_path
     assert heard["n"] >= 10 and heard["accuracy"] >= 0.6, heard  # 87.9% measured on the demo's test split
     assert report["caption_words"]["video"]["accuracy"] >= 0.7, report["caption_words"]
     assert report["caption_words"]["audio"]["accuracy"] >= 0.7, report["caption_words"]
+
+
+def test_readout_drills_give_the_listing_and_train_only_the_answer(tiny_dirs, one_thread):
+    from omnivideo_r1.policy.omni import OmniPolicy
+    from omnivideo_r1.synth.questions import LetterDeck
+    from omnivideo_r1.train.perception import PerceptionConfig, _readout_drill_task, train_perception
+
+    policy = OmniPolicy.from_pretrained(tiny_dirs["qwen3_omni"])
+    tok = policy.tokenizer
+    eos = tok.convert_tokens_to_ids("<|im_end|>")
+    cfg = PerceptionConfig(question_evidence="input", time_question_share=0.5)
+    rng, deck = np.random.default_rng(3), LetterDeck(np.random.default_rng(4))
+    tasks = [t for t in (_readout_drill_task(policy, WORLD, cfg, rng, deck, i, eos) for i in range(12)) if t]
+    assert len(tasks) >= 8 and {t.prompt.sample.modality_needs for t in tasks} == {"video", "audio"}
+    for task in tasks:
+        sample = task.prompt.sample
+        assert task.prompt.clip is None and task.prompt.effective_modality == "text"
+        text = tok.decode(task.ids)
+        listing = "".join(piece for piece, _ in caption_target(task.timeline, sample.modality_needs, Weights()))
+        assert text.startswith(listing + "<thinking>")  # the listing is given (teacher-forced) ...
+        trained = tok.decode([i for i, w in zip(task.ids, task.weights) if w > 0])
+        assert trained == f" {sample.answer_text} {sample.answer_text}"  # ... and only the answer is trained
+
+    cfg = PerceptionConfig(steps=2, batch_size=2, warmup_steps=1, log_every=0, readout_drill_rows=3)
+    history = train_perception(policy, WORLD, cfg, log=lambda *a: None)
+    assert all(h["readout_drill_acc"] == h["readout_drill_acc"] for h in history)  # the drills were trained on
+    with pytest.raises(ValueError, match="readout_drill_rows"):
+        PerceptionConfig(readout_drill_rows=-1)

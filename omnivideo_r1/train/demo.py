@@ -74,7 +74,7 @@ class DemoConfig:
     list the events before answering: set max_new_tokens >= 128 (>= 208 with perception.question_evidence=input).
     Results: docs/demo-results.md."""
     perception: PerceptionConfig = field(default_factory=lambda: PerceptionConfig(
-        steps=1500, question_evidence="input", time_question_share=0.5))
+        steps=1500, question_evidence="input", time_question_share=0.5, readout_drill_rows=32))
     """Perception pretraining settings (those the packaged base was built with); its media settings (frames,
     pixels) are taken from this config's."""
     threads: int = 1
@@ -186,7 +186,7 @@ def _check_packaged_base(cfg: DemoConfig) -> None:
     if differ:
         raise ValueError(f"base_model=packaged was trained with other settings than these: {'; '.join(differ)}. Keep "
                          "the defaults for those, or set base_model= (empty) to build a base for your settings "
-                         "(perception_pretraining=true, ~20 min for 1500 steps)")
+                         "(perception_pretraining=true, ~50 min for 1500 steps)")
     if cfg.seed == built["perception"]["seed"]:
         raise ValueError(f"seed {cfg.seed}: the packaged base was trained on the clips of world seed "
                          f"{built['perception']['seed']}, so the demo would evaluate it on them; pick another seed")
