@@ -216,8 +216,8 @@ def _readout_drill_task(policy, world: WorldConfig, cfg: PerceptionConfig, rng: 
     given = Weights(content=0.0, time=0.0, template=0.0)
     pieces = question_target(sample, timeline, given, cfg.question_evidence, cfg.answer_style, needs)
     # The last five pieces are <thinking>, the answer text, </thinking><answer>, the answer, </answer>.
-    pieces[-4] = (pieces[-4][0], 1.0)
-    pieces[-2] = (pieces[-2][0], 1.0)
+    pieces[-4] = (pieces[-4][0], cfg.weights.content)
+    pieces[-2] = (pieces[-2][0], cfg.weights.content)
     ids, weights = tokenize_pieces(policy.tokenizer, pieces)
     return Task(make_prompt(sample, None, "text"), ids + [eos], weights + [0.0], timeline, "readout_drill")
 
