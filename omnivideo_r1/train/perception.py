@@ -355,6 +355,18 @@ def option_letter_targets(tokenizer, prompt_ids, samples, letter_ids: list[int]
     return positions, labels
 
 
+def _draw_rows(n: int, index: int, make: Callable[[int], Task | None]) -> tuple[list[Task], int]:
+    """`n` rows from `make(index)`, which gives None when what it drew has no such task, and the next index: every
+    attempt uses one up, so no clip is drawn twice."""
+    rows: list[Task] = []
+    while len(rows) < n:
+        task = make(index)
+        index += 1
+        if task is not None:
+            rows.append(task)
+    return rows, index
+
+
 def _task_kind(step: int, cfg: PerceptionConfig, rng: np.random.Generator) -> str:
     frac = step / max(1, cfg.steps - 1)
     caption_share = cfg.caption_share[0] + (cfg.caption_share[1] - cfg.caption_share[0]) * frac
@@ -383,26 +395,13 @@ def train_perception(policy, world: WorldConfig, cfg: PerceptionConfig, log: Cal
     policy.model.train()
     t_start = time.perf_counter()
     for step in range(cfg.steps):
-        tasks: list[Task] = []
-        while len(tasks) < cfg.batch_size:
-            task = _make_task(policy, world, cfg, index, _task_kind(step, cfg, rng), rng, deck, eos)
-            index += 1
-            if task is not None:
-                tasks.append(task)
-        drills = 0
-        while drills < cfg.letter_drill_rows:
-            task = _letter_drill_task(policy, world, rng, deck, index, eos)
-            index += 1
-            if task is not None:
-                tasks.append(task)
-                drills += 1
-        readouts = 0
-        while readouts < cfg.readout_drill_rows:
-            task = _readout_drill_task(policy, world, cfg, drill_rng, drill_deck, index, eos)
-            index += 1
-            if task is not None:
-                tasks.append(task)
-                readouts += 1
+        tasks, index = _draw_rows(cfg.batch_size, index, lambda i: _make_task(
+            policy, world, cfg, i, _task_kind(step, cfg, rng), rng, deck, eos))
+        drills, index = _draw_rows(cfg.letter_drill_rows, index,
+                                   lambda i: _letter_drill_task(policy, world, rng, deck, i, eos))
+        readouts, index = _draw_rows(cfg.readout_drill_rows, index, lambda i: _readout_drill_task(
+            policy, world, cfg, drill_rng, drill_deck, i, eos))
+        tasks += drills + readouts
         groups: dict[bool, list[Task]] = {}
         for t in tasks:
             groups.setdefault(t.prompt.use_audio_in_video, []).append(t)
