@@ -336,3 +336,30 @@ def test_readout_drills_give_the_listing_and_train_only_the_answer(tiny_dirs, on
     assert all(h["readout_drill_acc"] == h["readout_drill_acc"] for h in history)  # the drills were trained on
     with pytest.raises(ValueError, match="readout_drill_rows"):
         PerceptionConfig(readout_drill_rows=-1)
+
+
+def test_readout_drills_with_merged_listings_give_both_timelines(tiny_dirs, one_thread):
+    from omnivideo_r1.policy.omni import OmniPolicy
+    from omnivideo_r1.synth.questions import LetterDeck
+    from omnivideo_r1.train.perception import PerceptionConfig, _readout_drill_task
+
+    policy = OmniPolicy.from_pretrained(tiny_dirs["qwen3_omni"])
+    tok = policy.tokenizer
+    eos = tok.convert_tokens_to_ids("<|im_end|>")
+    cfg = PerceptionConfig(question_evidence="input", readout_drill_av_share=0.5)
+    rng, deck = np.random.default_rng(5), LetterDeck(np.random.default_rng(6))
+    tasks = [t for t in (_readout_drill_task(policy, WORLD, cfg, rng, deck, i, eos) for i in range(24)) if t]
+    kinds = []
+    for task in tasks:
+        sample = task.prompt.sample
+        text = tok.decode(task.ids)
+        one, both = ("".join(piece for piece, _ in caption_target(task.timeline, m, Weights()))
+                     for m in (sample.modality_needs, "av"))
+        assert task.prompt.clip is None and sample.modality_needs in ("video", "audio")
+        assert text.startswith(one + "<thinking>") or text.startswith(both + "<thinking>")
+        kinds.append(text.startswith(both + "<thinking>"))
+        trained = tok.decode([i for i, w in zip(task.ids, task.weights) if w > 0])
+        assert trained == f" {sample.answer_text} {sample.answer_text}"
+    assert 0 < sum(kinds) < len(kinds)  # some drills list both senses, some one
+    with pytest.raises(ValueError, match="readout_drill_av_share"):
+        PerceptionConfig(readout_drill_av_share=1.5)

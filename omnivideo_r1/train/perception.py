@@ -102,6 +102,10 @@ class PerceptionConfig:
     otherwise learn to bypass (they answer from the media tokens). Measured with 32 rows a step (docs/demo-results.md):
     on two fresh worlds video-only questions on silent video 43.9 / 37.8% -> 62.0 / 66.1%, audio alone unchanged,
     but audio-only questions asked with audio and video 76.5 / 83.4% -> 68.7 / 63.5%."""
+    readout_drill_av_share: float = 0.0
+    """Share of read-out drills whose given listing holds both timelines, as a reply to a question asked with
+    audio and video does, instead of only the needed sense's: the answer must then be read from the right half of
+    a merged listing (0: every drill lists one sense, the packaged base's recipe)."""
     option_letter_weight: float = 0.0
     """Weight of the option-letter loss: the hidden state at each token of an option's text in the prompt
     predicts that option's answer-letter token. It writes each option's letter where its text is, so answering
@@ -125,9 +129,10 @@ class PerceptionConfig:
                              f"{QUESTION_EVIDENCE}")
         if self.answer_style not in ANSWER_STYLES:
             raise ValueError(f"PerceptionConfig: answer_style {self.answer_style!r} must be one of {ANSWER_STYLES}")
-        if not all(0.0 <= s <= 1.0 for s in (*self.caption_share, self.av_share, self.time_question_share)):
-            raise ValueError(f"PerceptionConfig: caption_share, av_share and time_question_share must lie in [0, 1] "
-                             f"({self})")
+        if not all(0.0 <= s <= 1.0 for s in (*self.caption_share, self.av_share, self.time_question_share,
+                                             self.readout_drill_av_share)):
+            raise ValueError(f"PerceptionConfig: caption_share, av_share, time_question_share and "
+                             f"readout_drill_av_share must lie in [0, 1] ({self})")
 
 
 @dataclass
@@ -213,8 +218,12 @@ def _readout_drill_task(policy, world: WorldConfig, cfg: PerceptionConfig, rng: 
                                       time_window=time_window)
     if sample is None:
         return None
+    # Drawn only when asked for, so that a recipe without merged listings keeps its random stream (and the
+    # packaged base its bytes).
+    merged = cfg.readout_drill_av_share > 0 and rng.random() < cfg.readout_drill_av_share
     given = Weights(content=0.0, time=0.0, template=0.0)
-    pieces = question_target(sample, timeline, given, cfg.question_evidence, cfg.answer_style, needs)
+    pieces = question_target(sample, timeline, given, cfg.question_evidence, cfg.answer_style,
+                             "av" if merged else needs)
     # The last five pieces are <thinking>, the answer text, </thinking><answer>, the answer, </answer>.
     pieces[-4] = (pieces[-4][0], cfg.weights.content)
     pieces[-2] = (pieces[-2][0], cfg.weights.content)
