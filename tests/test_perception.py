@@ -362,4 +362,6 @@ def test_readout_drills_with_merged_listings_give_both_timelines(tiny_dirs, one_
         assert trained == f" {sample.answer_text} {sample.answer_text}"
     assert 0 < sum(kinds) < len(kinds)  # some drills list both senses, some one
     with pytest.raises(ValueError, match="readout_drill_av_share"):
-        PerceptionConfig(readout_drill_av_share=1.5)
+        PerceptionConfig(question_evidence="input", readout_drill_av_share=1.5)
+    with pytest.raises(ValueError, match="question_evidence=input"):
+        PerceptionConfig(question_evidence="all", readout_drill_av_share=0.5)

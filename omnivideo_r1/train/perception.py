@@ -136,6 +136,10 @@ class PerceptionConfig:
                                              self.readout_drill_av_share)):
             raise ValueError(f"PerceptionConfig: caption_share, av_share, time_question_share and "
                              f"readout_drill_av_share must lie in [0, 1] ({self})")
+        if self.readout_drill_av_share > 0 and self.question_evidence != "input":
+            raise ValueError(f"PerceptionConfig: readout_drill_av_share {self.readout_drill_av_share} needs "
+                             f"question_evidence=input (with {self.question_evidence!r} a listing never holds the "
+                             f"other sense); set question_evidence=input or readout_drill_av_share=0")
 
 
 @dataclass
