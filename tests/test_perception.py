@@ -310,26 +310,39 @@ def test_packaged_base_is_the_recorded_file_and_perceives_a_fresh_world(tmp_path
     assert report["caption_words"]["audio"]["accuracy"] >= 0.7, report["caption_words"]
 
 
+def _readout_drills(policy, cfg, seed: int, attempts: int) -> list:
+    """The read-out drill rows `_readout_drill_task` builds over `attempts` indices (None ones dropped)."""
+    from omnivideo_r1.synth.questions import LetterDeck
+    from omnivideo_r1.train.perception import _readout_drill_task
+
+    eos = policy.tokenizer.convert_tokens_to_ids("<|im_end|>")
+    rng, deck = np.random.default_rng(seed), LetterDeck(np.random.default_rng(seed + 1))
+    return [t for t in (_readout_drill_task(policy, WORLD, cfg, rng, deck, i, eos) for i in range(attempts)) if t]
+
+
+def _listing(timeline, modality: str) -> str:
+    return "".join(piece for piece, _ in caption_target(timeline, modality, Weights()))
+
+
+def _trained_text(tok, task) -> str:
+    """The text of the tokens a row puts loss on."""
+    return tok.decode([i for i, w in zip(task.ids, task.weights) if w > 0])
+
+
 def test_readout_drills_give_the_listing_and_train_only_the_answer(tiny_dirs, one_thread):
     from omnivideo_r1.policy.omni import OmniPolicy
-    from omnivideo_r1.synth.questions import LetterDeck
-    from omnivideo_r1.train.perception import PerceptionConfig, _readout_drill_task, train_perception
+    from omnivideo_r1.train.perception import PerceptionConfig, train_perception
 
     policy = OmniPolicy.from_pretrained(tiny_dirs["qwen3_omni"])
     tok = policy.tokenizer
-    eos = tok.convert_tokens_to_ids("<|im_end|>")
-    cfg = PerceptionConfig(question_evidence="input", time_question_share=0.5)
-    rng, deck = np.random.default_rng(3), LetterDeck(np.random.default_rng(4))
-    tasks = [t for t in (_readout_drill_task(policy, WORLD, cfg, rng, deck, i, eos) for i in range(12)) if t]
+    tasks = _readout_drills(policy, PerceptionConfig(question_evidence="input", time_question_share=0.5), 3, 12)
     assert len(tasks) >= 8 and {t.prompt.sample.modality_needs for t in tasks} == {"video", "audio"}
     for task in tasks:
         sample = task.prompt.sample
         assert task.prompt.clip is None and task.prompt.effective_modality == "text"
         text = tok.decode(task.ids)
-        listing = "".join(piece for piece, _ in caption_target(task.timeline, sample.modality_needs, Weights()))
-        assert text.startswith(listing + "<thinking>")  # the listing is given (teacher-forced) ...
-        trained = tok.decode([i for i, w in zip(task.ids, task.weights) if w > 0])
-        assert trained == f" {sample.answer_text} {sample.answer_text}"  # ... and only the answer is trained
+        assert text.startswith(_listing(task.timeline, sample.modality_needs) + "<thinking>")  # listing given ...
+        assert _trained_text(tok, task) == f" {sample.answer_text} {sample.answer_text}"  # ... only the answer trained
 
     cfg = PerceptionConfig(steps=2, batch_size=2, warmup_steps=1, log_every=0, readout_drill_rows=3)
     history = train_perception(policy, WORLD, cfg, log=lambda *a: None)
@@ -340,26 +353,20 @@ def test_readout_drills_give_the_listing_and_train_only_the_answer(tiny_dirs, on
 
 def test_readout_drills_with_merged_listings_give_both_timelines(tiny_dirs, one_thread):
     from omnivideo_r1.policy.omni import OmniPolicy
-    from omnivideo_r1.synth.questions import LetterDeck
-    from omnivideo_r1.train.perception import PerceptionConfig, _readout_drill_task
+    from omnivideo_r1.train.perception import PerceptionConfig
 
     policy = OmniPolicy.from_pretrained(tiny_dirs["qwen3_omni"])
     tok = policy.tokenizer
-    eos = tok.convert_tokens_to_ids("<|im_end|>")
-    cfg = PerceptionConfig(question_evidence="input", readout_drill_av_share=0.5)
-    rng, deck = np.random.default_rng(5), LetterDeck(np.random.default_rng(6))
-    tasks = [t for t in (_readout_drill_task(policy, WORLD, cfg, rng, deck, i, eos) for i in range(24)) if t]
+    tasks = _readout_drills(policy, PerceptionConfig(question_evidence="input", readout_drill_av_share=0.5), 5, 24)
     kinds = []
     for task in tasks:
         sample = task.prompt.sample
         text = tok.decode(task.ids)
-        one, both = ("".join(piece for piece, _ in caption_target(task.timeline, m, Weights()))
-                     for m in (sample.modality_needs, "av"))
+        one, both = (_listing(task.timeline, m) for m in (sample.modality_needs, "av"))
         assert task.prompt.clip is None and sample.modality_needs in ("video", "audio")
         assert text.startswith(one + "<thinking>") or text.startswith(both + "<thinking>")
         kinds.append(text.startswith(both + "<thinking>"))
-        trained = tok.decode([i for i, w in zip(task.ids, task.weights) if w > 0])
-        assert trained == f" {sample.answer_text} {sample.answer_text}"
+        assert _trained_text(tok, task) == f" {sample.answer_text} {sample.answer_text}"
     assert 0 < sum(kinds) < len(kinds)  # some drills list both senses, some one
     with pytest.raises(ValueError, match="readout_drill_av_share"):
         PerceptionConfig(question_evidence="input", readout_drill_av_share=1.5)
