@@ -17,7 +17,7 @@ import torch
 from omnivideo_r1.config import load_config, resolve_recipe_path
 from omnivideo_r1.train.checkpoint import latest_checkpoint
 from omnivideo_r1.train.config import TrainConfig
-from omnivideo_r1.train.rollout import rank_slots, stable_seed, step_prompt_indices
+from omnivideo_r1.train.rollout import rank_slots, reasoning_mask, stable_seed, step_prompt_indices
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECIPES = ["qi_tiny", "ma_tiny", "qi_qwen3_omni_30b", "ma_qwen3_omni_30b"]
@@ -80,6 +80,24 @@ def test_latest_checkpoint_ignores_incomplete(tmp_path):
     (root / "step_000004.tmp").mkdir()
     (root / "step_000003").mkdir()  # no trainer_state: an interrupted or foreign folder
     assert latest_checkpoint(str(tmp_path)).endswith("step_000002")
+
+
+def test_reasoning_mask_drops_the_segments_before_thinking():
+    from transformers import AutoTokenizer
+
+    from omnivideo_r1.train.demo import PACKAGED_BASE_DIR
+
+    tokenizer = AutoTokenizer.from_pretrained(PACKAGED_BASE_DIR)
+    replies = ["<time>0.0-0.5</time><caption>A high beep.</caption><thinking> red circle</thinking>"
+               "<answer> red circle</answer>", "no tags at all", "<thinking> B</thinking><answer>B</answer>"]
+    ids = [tokenizer(r, add_special_tokens=False)["input_ids"] for r in replies]
+    mask_BT = torch.zeros(len(ids), max(map(len, ids)))
+    for b, row in enumerate(ids):
+        mask_BT[b, : len(row)] = 1
+    keep_BT = reasoning_mask(tokenizer, ids, mask_BT)
+    kept = tokenizer.decode([t for t, k in zip(ids[0], keep_BT[0]) if k])
+    assert kept.endswith("thinking> red circle</thinking><answer> red circle</answer>") and "caption>A" not in kept
+    assert torch.equal(keep_BT[1], mask_BT[1]) and torch.equal(keep_BT[2], mask_BT[2])  # padding stays 0
 
 
 # ---------------------------------------------------------------- tiny-model integration runs

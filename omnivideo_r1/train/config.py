@@ -149,6 +149,12 @@ class GSPOConfig:
     completion (for debugging)."""
     advantage_eps: float = 1e-4
     """eps in (r - mean) / (std + eps)."""
+    loss_span: Literal["reply", "reasoning"] = "reply"
+    """Which completion tokens the loss (and the sequence ratio's mean) covers: the whole "reply" (the paper), or
+    the "reasoning" from the reply's first `<thinking>` on, leaving the grounded segments before it out (a reply
+    without `<thinking>` keeps all its tokens, so format failures are still penalised). Not in the paper: an
+    ablation. On the demo model it gained on cross-modal questions as the whole-reply loss did, but its listings,
+    left without a gradient, drifted under the shared weights (docs/demo-results.md)."""
 
 
 @dataclass

@@ -13,6 +13,7 @@ What is implemented, exactly:
 - Loss: GSPO (Zheng et al. 2025, Eq. 5-7): s_i = exp(mean_t log(pi/pi_old)), clipped to [1 - 3e-4, 1 + 4e-4],
   per-sequence token mean, normalised by the global number of sequences of the minibatch (so gradient accumulation
   and data parallelism give the full-batch gradient). KL to the initial policy only when gspo.beta > 0 (default 0).
+  `gspo.loss_span: reasoning` (not the paper's) restricts the loss to the tokens from `<thinking>` on.
 - Shared prompt (`gspo.shared_prefix`, default on): the old-log-prob, update and reference passes run each group's
   prompt (encoders and language model) once, its G completions attending to it (policy/grouped_prefix.py); the
   log-probs and gradients are those of G full rows.
@@ -51,8 +52,8 @@ from .distributed import build_accelerator, full_state_dict, prepare_policy
 from .metrics_log import MetricsLogger
 from .policy_setup import (build_optimizer_and_schedule, judge_for_rewards, load_policy, reference_logprobs,
                            save_policy)
-from .rollout import (MediaSkips, probe_modality_variants, rank_slots, rollout_groups, sampler_logprobs,
-                      step_prompt_indices)
+from .rollout import (MediaSkips, probe_modality_variants, rank_slots, reasoning_mask, rollout_groups,
+                      sampler_logprobs, step_prompt_indices)
 from .rollout_backends import build_sampler
 from .rollout_log import RolloutLog
 
@@ -160,6 +161,8 @@ def train(cfg: TrainConfig, resume: bool = False, accelerator: Accelerator | Non
                                                                model=train_model, share_prefix=cfg.gspo.shared_prefix)
                     ref_BT = (reference_logprobs(policy, cfg, prompts, group.completions) if cfg.gspo.beta > 0
                               else None)
+                    if cfg.gspo.loss_span == "reasoning":
+                        mask_BT = reasoning_mask(policy.tokenizer, completion_ids, mask_BT)
                     loss, m = gspo_loss(logp_BT, old_logp[slot], adv_of[slot], mask_BT,
                                         clip_low=cfg.gspo.clip_low, clip_high=cfg.gspo.clip_high,
                                         level=cfg.gspo.level, ref_logp_BT=ref_BT, beta=cfg.gspo.beta,

@@ -204,3 +204,27 @@ def sampler_logprobs(completions: list[Completion]) -> tuple[torch.Tensor, torch
         logp_BT[i, : len(c.logp)] = torch.tensor(c.logp)
         mask_BT[i, : len(c.logp)] = 1
     return logp_BT, mask_BT
+
+
+REASONING_TAG = "<thinking>"
+
+
+def reasoning_mask(tokenizer, completion_ids: list[list[int]], mask_BT: torch.Tensor) -> torch.Tensor:
+    """`mask_BT` with each completion's tokens before its first `<thinking>` zeroed (gspo.loss_span "reasoning").
+
+    The token that carries the tag's first character stays in (e.g. "><" in "</caption><thinking>"); a completion
+    without the tag keeps every token, so a reply that never reasons still takes its (format) penalty."""
+    keep_BT = mask_BT.clone()
+    for b, ids in enumerate(completion_ids):
+        at = tokenizer.decode(ids).find(REASONING_TAG)
+        if at < 0:
+            continue
+        lo, hi = 0, len(ids)  # the first k whose decoded prefix ids[:k + 1] reaches past character `at`
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if len(tokenizer.decode(ids[: mid + 1])) > at:
+                hi = mid
+            else:
+                lo = mid + 1
+        keep_BT[b, :lo] = 0
+    return keep_BT
