@@ -9,8 +9,8 @@ from dataclasses import asdict
 import pytest
 import yaml
 
-from omnivideo_r1.eval.demo_report import (ARM_LABELS, ARMS, answer_entropy_bits, answer_spread, paired_vs_base,
-                                           paper_shape, trailing_mean)
+from omnivideo_r1.eval.demo_report import (ARM_LABELS, ARMS, answer_entropy_bits, answer_spread, demo_targets,
+                                           paired_vs_base, paper_shape, trailing_mean)
 from omnivideo_r1.eval.report import mcnemar_exact_p
 from omnivideo_r1.train.demo import DemoConfig, arm_config, run_demo
 from omnivideo_r1.config import load_config
@@ -71,6 +71,8 @@ def test_demo_smoke_writes_a_consistent_ablation(tmp_path, monkeypatch, base):
             assert stats["scored"] == 4, (label, modality)
             assert 0.0 <= stats["ci_low"] <= stats["accuracy"] <= stats["ci_high"] <= 1.0
     assert saved["shape"] == paper_shape(table)
+    assert saved["targets"] == demo_targets(table, saved["base_perception"], saved["answer_spread"])
+    assert "The demo's targets checked on this run:" in (out / "ablation.md").read_text()
     # Every arm's final checkpoint is named, loadable by `omnivideo-r1 eval --model`.
     assert set(saved["checkpoints"]) == set(ARMS)
     for arm, path in saved["checkpoints"].items():
@@ -163,6 +165,45 @@ def test_silent_video_verdict_names_arms_below_the_base_and_outside_its_interval
              **{ARM_LABELS[a]: entry(acc) for a, acc in zip(("qi", "ma", "qi_ma"), silent)}}
     md = render_markdown(table, ["av", "video"], config={}, timings={}, sft_losses=[])
     assert next(line for line in md.splitlines() if line.startswith("**Silent video")).endswith(verdict)
+
+
+def _target_table(both: dict, silent: dict) -> dict:
+    """Each arm's AV "needs both" and silent-video "needs video" stats (Wilson-like bounds +- 0.05)."""
+    def s(acc):
+        return {"accuracy": acc, "ci_low": acc - 0.05, "ci_high": acc + 0.05, "scored": 400}
+
+    return {ARM_LABELS[a]: {"av/both": s(both[a]), "video/video": s(silent[a])} for a in ARMS}
+
+
+PERCEIVES = {"video-only questions, silent video": {"accuracy": 0.81},
+             "audio-only questions, audio alone": {"accuracy": 0.9}}
+SPREAD = {ARM_LABELS[a]: {"av": {"top_share": 0.3}} for a in ARMS}
+
+
+@pytest.mark.parametrize("both, silent, perception, spread, want", [
+    # every bar met: +22 points separated, each stage above the base, silent video held, no collapse
+    ({"base": 0.40, "qi": 0.50, "ma": 0.45, "qi_ma": 0.62}, {"base": 0.60, "qi": 0.58, "ma": 0.60, "qi_ma": 0.61},
+     PERCEIVES, SPREAD, [True, True, True, True, True, True, True]),
+    # +8 points; MA below the base; QI's silent video below the base's floor (0.55); QI collapsed; video short
+    ({"base": 0.40, "qi": 0.50, "ma": 0.39, "qi_ma": 0.48}, {"base": 0.60, "qi": 0.54, "ma": 0.60, "qi_ma": 0.60},
+     {"video-only questions, silent video": {"accuracy": 0.64}, "audio-only questions, audio alone": {"accuracy": 0.8}},
+     {**SPREAD, ARM_LABELS["qi"]: {"av": {"top_share": 0.8}}}, [False, True, False, True, False, False, False]),
+    # nothing measured: perception and answer spread absent
+    ({"base": 0.40, "qi": 0.40, "ma": 0.40, "qi_ma": 0.40}, {"base": 0.60, "qi": 0.60, "ma": 0.60, "qi_ma": 0.60},
+     None, None, [None, None, False, False, False, True, None]),
+])
+def test_demo_targets_check_each_bar(both, silent, perception, spread, want):
+    got = demo_targets(_target_table(both, silent), perception, spread)
+    assert [t["met"] for t in got] == want
+    assert all(t["target"] and t["measured"] for t in got)
+
+
+def test_demo_targets_need_separated_intervals_for_the_both_gain():
+    table = _target_table({"base": 0.40, "qi": 0.5, "ma": 0.5, "qi_ma": 0.60},
+                          {"base": 0.6, "qi": 0.6, "ma": 0.6, "qi_ma": 0.6})
+    table[ARM_LABELS["qi_ma"]]["av/both"]["ci_low"] = 0.44  # +20 points, but its interval reaches the base's
+    bar = demo_targets(table)[2]
+    assert bar["met"] is False and bar["measured"] == "+20.0 points, intervals overlapping"
 
 
 def test_paired_vs_base_counts_flips_on_the_same_questions():

@@ -19,6 +19,7 @@ NEEDS = ("video", "audio", "both")
 CURVE_KEYS = ("total", "format", "answer", "intent", "modality_attention")
 COLLAPSE_SHARE = 0.8
 """An arm whose most frequent answer covers this share of the questions is reported as collapsed."""
+VERDICT = {True: "yes", False: "**no**", None: "not measured"}
 
 
 def ablation_table(rows: list[dict], modalities: list[str]) -> dict:
@@ -61,6 +62,56 @@ def paper_shape(table: dict) -> dict:
     if all(v is not None for v in silent.values()):
         out["silent_not_worse"] = bool(all(silent[a] >= silent["base"] for a in ARMS))
         out["silent_worse_arms"] = [ARM_LABELS[a] for a in ARMS if silent[a] < silent["base"]]
+    return out
+
+
+PERCEPTION_TARGET = 0.80
+"""The demo's bar for the base: accuracy on each kind of single-modality test question, asked with that sense only."""
+BOTH_GAIN_TARGET = 0.20
+"""The demo's bar for RL: QI+MA above the base on AV questions that need both senses, Wilson intervals separated."""
+
+
+def demo_targets(table: dict, perception: dict | None = None, spread: dict | None = None) -> list[dict]:
+    """The demo's acceptance bars checked on one run: [{"target", "met" (True / False / None: not measured),
+    "measured"}]. Single stages "beat" the base on point estimates; the QI+MA bar also needs separated intervals."""
+    def stats(arm: str, column: str) -> dict:
+        return table.get(ARM_LABELS[arm], {}).get(column) or {}
+
+    def pct(s: dict) -> str:
+        return f"{100 * s['accuracy']:.1f}" if s.get("accuracy") is not None else "n/a"
+
+    out = []
+    for name, short in (("video-only questions, silent video", "video"),
+                        ("audio-only questions, audio alone", "audio")):
+        s = (perception or {}).get(name) or {}
+        out.append({"target": f"base: {name} >= {100 * PERCEPTION_TARGET:.0f}%",
+                    "met": None if s.get("accuracy") is None else s["accuracy"] >= PERCEPTION_TARGET,
+                    "measured": pct(s)})
+    base, qi_ma = stats("base", "av/both"), stats("qi_ma", "av/both")
+    gain = (qi_ma["accuracy"] - base["accuracy"] if qi_ma.get("accuracy") is not None
+            and base.get("accuracy") is not None else None)
+    out.append({"target": f"QI + MA above the base on AV, needs both, by >= {100 * BOTH_GAIN_TARGET:.0f} points, "
+                          "intervals separated",
+                "met": None if gain is None else bool(gain >= BOTH_GAIN_TARGET and separated(qi_ma, base)),
+                "measured": "n/a" if gain is None else f"{100 * gain:+.1f} points, intervals "
+                                                       f"{'separated' if separated(qi_ma, base) else 'overlapping'}"})
+    for arm in ("qi", "ma"):
+        s = stats(arm, "av/both")
+        met = None if s.get("accuracy") is None or base.get("accuracy") is None else s["accuracy"] > base["accuracy"]
+        out.append({"target": f"{ARM_LABELS[arm]} above the base on AV, needs both", "met": met,
+                    "measured": f"{pct(s)} against {pct(base)}"})
+    floor = stats("base", "video/video").get("ci_low")
+    silent = {ARM_LABELS[a]: stats(a, "video/video").get("accuracy") for a in ARMS[1:]}
+    below = [label for label, acc in silent.items() if acc is not None and floor is not None and acc < floor]
+    measured = [label for label, acc in silent.items() if acc is not None]
+    out.append({"target": "every arm's video-only accuracy on silent video inside or above the base's 95% interval",
+                "met": None if floor is None or not measured else not below,
+                "measured": ("n/a" if floor is None else f"floor {100 * floor:.1f}; " + ", ".join(
+                    f"{label} {100 * acc:.1f}" for label, acc in silent.items() if acc is not None))})
+    shares = {label: per["av"]["top_share"] for label, per in (spread or {}).items() if "av" in per}
+    out.append({"target": f"no arm collapsed (most frequent AV answer < {100 * COLLAPSE_SHARE:.0f}% of questions)",
+                "met": None if not shares else all(v < COLLAPSE_SHARE for v in shares.values()),
+                "measured": ", ".join(f"{label} {100 * v:.0f}%" for label, v in shares.items()) or "n/a"})
     return out
 
 
@@ -203,6 +254,10 @@ def render_markdown(table: dict, modalities: list[str], *, config: dict, timings
                                                      for sense, s in perception[key].items()
                                                      if s.get("accuracy") is not None) + ".")
         lines.append("")
+    targets = demo_targets(table, perception, answer_spread(rows, modalities) if rows else None)
+    lines += ["The demo's targets checked on this run:", "", "| target | met | measured |", "|---|---|---|"]
+    lines += [f"| {t['target']} | {VERDICT[t['met']]} | {t['measured']} |" for t in targets]
+    lines.append("")
     shape = paper_shape(table)
     av = {a: table[ARM_LABELS[a]]["av"] for a in ARMS if "av" in table.get(ARM_LABELS[a], {})}
     if shape["av_shape"] is not None:

@@ -27,8 +27,8 @@ from ..synth.scene import WorldConfig
 from ..synth.world import split_counts
 from .perception import PerceptionConfig
 
-from ..eval.demo_report import (ARM_LABELS, ARMS, ablation_table, answer_spread, base_perception, paired_vs_base,
-                                paper_shape, plot_demo, read_curves, render_markdown)
+from ..eval.demo_report import (ARM_LABELS, ARMS, ablation_table, answer_spread, base_perception, demo_targets,
+                                paired_vs_base, paper_shape, plot_demo, read_curves, render_markdown)
 
 PACKAGED_BASE = "packaged"
 """`base_model` value that names the perception base shipped with the package (PACKAGED_BASE_DIR)."""
@@ -323,8 +323,9 @@ def run_demo(cfg: DemoConfig) -> dict:
     with open(os.path.join(out, "ablation.md"), "w", encoding="utf-8") as fh:
         fh.write(md)
     with open(os.path.join(out, "ablation.json"), "w", encoding="utf-8") as fh:
+        spread = answer_spread(rows, cfg.modalities)
         json.dump({"table": table, "shape": paper_shape(table), "base_perception": perception,
-                   "answer_spread": answer_spread(rows, cfg.modalities),
+                   "targets": demo_targets(table, perception, spread), "answer_spread": spread,
                    "paired_vs_base": paired_vs_base(rows, cfg.modalities),
                    "checkpoints": {arm: os.path.abspath(d) for arm, d in model_dirs.items()},
                    "timings_s": timings, "config": asdict(cfg), "train_curves": curves, "sft_losses": sft_losses},
