@@ -204,6 +204,8 @@ def test_demo_targets_need_separated_intervals_for_the_both_gain():
     table[ARM_LABELS["qi_ma"]]["av/both"]["ci_low"] = 0.44  # +20 points, but its interval reaches the base's
     bar = demo_targets(table)[2]
     assert bar["met"] is False and bar["measured"] == "+20.0 points, intervals overlapping"
+    table[ARM_LABELS["qi_ma"]]["av/both"]["ci_low"] = 0.46  # now above the base's 0.45: 20.0 points is on the bar
+    assert demo_targets(table)[2]["met"] is True
 
 
 def test_paired_vs_base_counts_flips_on_the_same_questions():
