@@ -322,8 +322,8 @@ def run_demo(cfg: DemoConfig) -> dict:
                          curves=curves, rows=rows, perception=perception)
     with open(os.path.join(out, "ablation.md"), "w", encoding="utf-8") as fh:
         fh.write(md)
+    spread = answer_spread(rows, cfg.modalities)
     with open(os.path.join(out, "ablation.json"), "w", encoding="utf-8") as fh:
-        spread = answer_spread(rows, cfg.modalities)
         json.dump({"table": table, "shape": paper_shape(table), "base_perception": perception,
                    "targets": demo_targets(table, perception, spread), "answer_spread": spread,
                    "paired_vs_base": paired_vs_base(rows, cfg.modalities),
