@@ -254,7 +254,8 @@ def render_markdown(table: dict, modalities: list[str], *, config: dict, timings
                                                      for sense, s in perception[key].items()
                                                      if s.get("accuracy") is not None) + ".")
         lines.append("")
-    targets = demo_targets(table, perception, answer_spread(rows, modalities) if rows else None)
+    spread = answer_spread(rows, modalities) if rows else None
+    targets = demo_targets(table, perception, spread)
     lines += ["The demo's targets checked on this run:", "", "| target | met | measured |", "|---|---|---|"]
     lines += [f"| {t['target']} | {VERDICT[t['met']]} | {t['measured']} |" for t in targets]
     lines.append("")
@@ -287,7 +288,6 @@ def render_markdown(table: dict, modalities: list[str], *, config: dict, timings
         lines.append(f"**Silent video not worse than base: {'yes' if not worse else 'no'}**"
                      f"{'' if not worse else ' (lower point estimate: ' + ', '.join(worse) + inside + ')'}.")
     if rows:
-        spread = answer_spread(rows, modalities)
         lines += ["", "Most frequent parsed answer per arm (share of questions; entropy of the answers in bits, 2.0 "
                   "= the four letters equally often, above 2.0 only with unparseable answers as a fifth outcome): "
                   + "; ".join(
