@@ -343,6 +343,39 @@ def test_rl_questions_both_without_a_cross_modal_train_question_is_a_user_error(
     assert not (tmp_path / "demo" / "base").exists()  # stopped before any training
 
 
+@pytest.mark.parametrize("n_both, n_single, share, expected_single", [
+    (9, 20, 0.0, 0),     # cross-modal questions only
+    (9, 20, 0.25, 3),    # 3 of 12 = 25%
+    (9, 20, 0.5, 9),
+    (9, 4, 0.5, 4),      # as many as the split has
+])
+def test_rl_training_questions_add_a_seeded_share_of_single_sense_ones(n_both, n_single, share, expected_single):
+    from omnivideo_r1.schema import AVSample
+    from omnivideo_r1.train.demo import rl_training_questions
+
+    def sample(i, needs):
+        return AVSample(id=f"{needs}{i}", video="c.mp4", question="q?", options=["x", "y"], answer="A",
+                        modality_needs=needs)
+
+    split = [sample(i, "both") for i in range(n_both)] + [sample(i, ("video", "audio")[i % 2]) for i in range(n_single)]
+    picked = rl_training_questions(split, share, seed=3)
+    assert sorted(s.id for s in picked if s.modality_needs == "both") == sorted(f"both{i}" for i in range(n_both))
+    assert sum(s.modality_needs != "both" for s in picked) == expected_single
+    assert len({s.id for s in picked}) == len(picked)
+    assert [s.id for s in rl_training_questions(split, share, seed=3)] == [s.id for s in picked]  # seeded
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["rl_single_share=1.0", "rl_questions=both"], r"rl_single_share=1.0: must be in \[0, 1\)"),
+    (["rl_single_share=0.25"], r"rl_single_share=0.25 with rl_questions=all: the share applies to rl_questions=both"),
+])
+def test_a_single_sense_share_outside_cross_modal_rl_is_a_config_error(overrides, message):
+    from omnivideo_r1.config import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        load_config(DemoConfig, None, overrides)
+
+
 @pytest.mark.parametrize("overrides, message", [
     (["max_frames=4"], r"base_model=packaged was trained with other settings.*max_frames=4 \(the base: 8\)"),
     (["world.width=64", "model_size=tiny"], r"model_size=tiny \(the base: demo\).*world.width=64 \(the base: 96\)"),

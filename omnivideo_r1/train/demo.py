@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import shutil
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -127,6 +128,11 @@ class DemoConfig:
     rl_questions: Literal["all", "both"] = "all"
     """Training questions of the RL arms: "all" of the train split, or only the cross-modal ("both") ones, which is
     what the paper's curation keeps (samples that depend on the video and on the audio)."""
+    rl_single_share: float = 0.0
+    """rl_questions=both only: this share of the RL training questions is drawn from the train split's
+    single-sense questions (asked with both senses, like every RL prompt), the rest are the cross-modal ones. On
+    cross-modal questions alone the arms learned to answer video questions with one word of an option ("blue"),
+    which no reward ever saw; a share keeps the answer reward on every kind of question."""
     format_allow_overlap: bool = True
     """Format reward pays segments that overlap in time (rewards/format.py: allow_overlap; the paper's reward does
     not). The perception base lists both senses' events, and a sound heard while a shape is on screen is two
@@ -151,6 +157,13 @@ class DemoConfig:
         split_counts(self.n_clips, self.splits)  # the world generator's own check, at load time, not after the base
         if self.workers < 1:
             raise ValueError(f"workers={self.workers}: must be >= 1 (1 runs the arms one after another here)")
+        if not 0.0 <= self.rl_single_share < 1.0:
+            raise ValueError(f"rl_single_share={self.rl_single_share}: must be in [0, 1) (the rest are the "
+                             "cross-modal questions)")
+        if self.rl_single_share and self.rl_questions != "both":
+            raise ValueError(f"rl_single_share={self.rl_single_share} with rl_questions={self.rl_questions}: the "
+                             "share applies to rl_questions=both (\"all\" trains on every single-sense question "
+                             "already); set rl_questions=both or rl_single_share=0")
         if self.base_model and self.perception_pretraining:
             raise ValueError(f"base_model={self.base_model!r} and perception_pretraining=true: the RL arms would start "
                              "from that base, so nothing would be pretrained; set base_model= (empty) to build the "
@@ -275,7 +288,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     rl_train = os.path.join(world, "train.jsonl")
     if cfg.rl_questions == "both":
         rl_train = os.path.join(world, "train_both.jsonl")
-        write_samples(rl_train, cross_modal)
+        write_samples(rl_train, rl_training_questions(train_samples, cfg.rl_single_share, cfg.seed))
     # batch_size 32: the same greedy answers as at 8 on the 96 questions compared, in 0.6x the time on one thread
     # (the per-step overhead of generate dominates this small a model).
     ecfg = EvalConfig(fps=2.0, max_frames=cfg.max_frames, max_pixels=cfg.max_pixels,
@@ -338,6 +351,21 @@ def run_demo(cfg: DemoConfig) -> dict:
     viewer = write_site(out)["index"]
     print(f"[demo] viewer (rollouts on each clip's timeline, curves, per-question flips): open {viewer}")
     return {"table": table, "timings": timings, "viewer": viewer, "checkpoints": model_dirs}
+
+
+def rl_training_questions(train_samples: list, single_share: float, seed: int) -> list:
+    """The cross-modal ("both") questions of the train split, plus single-sense ones drawn (seeded) so that they
+    make `single_share` of the result, as many as the split has; file order interleaves them (the trainer walks
+    the file in a seeded order, or as written with shuffle off)."""
+    cross_modal = [s for s in train_samples if s.modality_needs == "both"]
+    if not single_share:
+        return cross_modal
+    single = [s for s in train_samples if s.modality_needs != "both"]
+    wanted = round(len(cross_modal) * single_share / (1.0 - single_share))
+    rng = random.Random(seed)
+    picked = cross_modal + rng.sample(single, min(wanted, len(single)))
+    rng.shuffle(picked)
+    return picked
 
 
 def _build_base(cfg: DemoConfig, init_dir: str, base_dir: str, train_samples: list, timings: dict) -> list[float]:
