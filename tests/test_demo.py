@@ -71,7 +71,8 @@ def test_demo_smoke_writes_a_consistent_ablation(tmp_path, monkeypatch, base):
             assert stats["scored"] == 4, (label, modality)
             assert 0.0 <= stats["ci_low"] <= stats["accuracy"] <= stats["ci_high"] <= 1.0
     assert saved["shape"] == paper_shape(table)
-    assert saved["targets"] == demo_targets(table, saved["base_perception"], saved["answer_spread"])
+    assert saved["targets"] == demo_targets(table, saved["base_perception"], saved["answer_spread"],
+                                            saved["paired_vs_base"])
     assert "The demo's targets checked on this run:" in (out / "ablation.md").read_text()
     # Every arm's final checkpoint is named, loadable by `omnivideo-r1 eval --model`.
     assert set(saved["checkpoints"]) == set(ARMS)
@@ -196,6 +197,15 @@ def test_demo_targets_check_each_bar(both, silent, perception, spread, want):
     got = demo_targets(_target_table(both, silent), perception, spread)
     assert [t["met"] for t in got] == want
     assert all(t["target"] and t["measured"] for t in got)
+
+
+def test_demo_targets_give_a_single_stage_win_its_paired_p():
+    table = _target_table({"base": 0.40, "qi": 0.45, "ma": 0.42, "qi_ma": 0.5},
+                          {"base": 0.6, "qi": 0.6, "ma": 0.6, "qi_ma": 0.6})
+    paired = {ARM_LABELS["qi"]: {"av/both": {"fixed": 30, "broke": 10, "p": 0.0022, "n": 400}}}
+    qi, ma = demo_targets(table, paired=paired)[3:5]
+    assert qi["met"] is True and qi["measured"] == "45.0 against 40.0, paired p 0.0022"
+    assert ma["met"] is True and ma["measured"] == "42.0 against 40.0"  # not paired: no p to give
 
 
 def test_demo_targets_need_separated_intervals_for_the_both_gain():

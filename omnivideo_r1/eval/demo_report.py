@@ -71,9 +71,12 @@ BOTH_GAIN_TARGET = 0.20
 """The demo's bar for RL: QI+MA above the base on AV questions that need both senses, Wilson intervals separated."""
 
 
-def demo_targets(table: dict, perception: dict | None = None, spread: dict | None = None) -> list[dict]:
+def demo_targets(table: dict, perception: dict | None = None, spread: dict | None = None,
+                 paired: dict | None = None) -> list[dict]:
     """The demo's acceptance bars checked on one run: [{"target", "met" (True / False / None: not measured),
-    "measured"}]. Single stages "beat" the base on point estimates; the QI+MA bar also needs separated intervals."""
+    "measured"}]. Single stages "beat" the base on point estimates, with the paired McNemar p from `paired`
+    (`paired_vs_base`) in the measured text, so a win within noise reads as one; the QI+MA bar also needs separated
+    intervals."""
     def stats(arm: str, column: str) -> dict:
         return table.get(ARM_LABELS[arm], {}).get(column) or {}
 
@@ -99,8 +102,9 @@ def demo_targets(table: dict, perception: dict | None = None, spread: dict | Non
     for arm in ("qi", "ma"):
         s = stats(arm, "av/both")
         met = None if s.get("accuracy") is None or base.get("accuracy") is None else s["accuracy"] > base["accuracy"]
+        flips = (paired or {}).get(ARM_LABELS[arm], {}).get("av/both")
         out.append({"target": f"{ARM_LABELS[arm]} above the base on AV, needs both", "met": met,
-                    "measured": f"{pct(s)} against {pct(base)}"})
+                    "measured": f"{pct(s)} against {pct(base)}" + (f", paired p {flips['p']:.2g}" if flips else "")})
     floor = stats("base", "video/video").get("ci_low")
     silent = {ARM_LABELS[a]: stats(a, "video/video").get("accuracy") for a in ARMS[1:]}
     below = [label for label, acc in silent.items() if acc is not None and floor is not None and acc < floor]
@@ -256,7 +260,7 @@ def render_markdown(table: dict, modalities: list[str], *, config: dict, timings
                                                      if s.get("accuracy") is not None) + ".")
         lines.append("")
     spread = answer_spread(rows, modalities) if rows else None
-    targets = demo_targets(table, perception, spread)
+    targets = demo_targets(table, perception, spread, paired)
     lines += ["The demo's targets checked on this run:", "", "| target | met | measured |", "|---|---|---|"]
     lines += [f"| {t['target']} | {VERDICT[t['met']]} | {t['measured']} |" for t in targets]
     lines.append("")

@@ -335,11 +335,11 @@ def run_demo(cfg: DemoConfig) -> dict:
                          curves=curves, rows=rows, perception=perception)
     with open(os.path.join(out, "ablation.md"), "w", encoding="utf-8") as fh:
         fh.write(md)
-    spread = answer_spread(rows, cfg.modalities)
+    spread, paired = answer_spread(rows, cfg.modalities), paired_vs_base(rows, cfg.modalities)
     with open(os.path.join(out, "ablation.json"), "w", encoding="utf-8") as fh:
         json.dump({"table": table, "shape": paper_shape(table), "base_perception": perception,
-                   "targets": demo_targets(table, perception, spread), "answer_spread": spread,
-                   "paired_vs_base": paired_vs_base(rows, cfg.modalities),
+                   "targets": demo_targets(table, perception, spread, paired), "answer_spread": spread,
+                   "paired_vs_base": paired,
                    "checkpoints": {arm: os.path.abspath(d) for arm, d in model_dirs.items()},
                    "timings_s": timings, "config": asdict(cfg), "train_curves": curves, "sft_losses": sft_losses},
                   fh, indent=2)
