@@ -132,7 +132,9 @@ class DemoConfig:
     """rl_questions=both only: this share of the RL training questions is drawn from the train split's
     single-sense questions (asked with both senses, like every RL prompt), the rest are the cross-modal ones. On
     cross-modal questions alone the arms learned to answer video questions with one word of an option ("blue"),
-    which no reward ever saw; a share keeps the answer reward on every kind of question."""
+    which no reward ever saw; a share keeps the answer reward on every kind of question. Measured with the full
+    preset at 0.25: single-sense skills kept and QI + MA separated from the base on AV as a whole, but "both" +6.0
+    points within noise instead of the preset's +14.0 (docs/demo-results.md); the presets keep 0."""
     format_allow_overlap: bool = True
     """Format reward pays segments that overlap in time (rewards/format.py: allow_overlap; the paper's reward does
     not). The perception base lists both senses' events, and a sound heard while a shape is on screen is two
