@@ -368,9 +368,11 @@ def test_rl_training_questions_add_a_seeded_share_of_single_sense_ones(n_both, n
                         modality_needs=needs)
 
     split = [sample(i, "both") for i in range(n_both)] + [sample(i, ("video", "audio")[i % 2]) for i in range(n_single)]
+    split += [sample(i, "unknown") for i in range(10)]  # not known to need one sense: never drawn
     picked = rl_training_questions(split, share, seed=3)
     assert sorted(s.id for s in picked if s.modality_needs == "both") == sorted(f"both{i}" for i in range(n_both))
-    assert sum(s.modality_needs != "both" for s in picked) == expected_single
+    assert sum(s.modality_needs in ("video", "audio") for s in picked) == expected_single
+    assert all(s.modality_needs != "unknown" for s in picked)
     assert len({s.id for s in picked}) == len(picked)
     assert [s.id for s in rl_training_questions(split, share, seed=3)] == [s.id for s in picked]  # seeded
 

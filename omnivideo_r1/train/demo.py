@@ -362,7 +362,7 @@ def rl_training_questions(train_samples: list, single_share: float, seed: int) -
     cross_modal = [s for s in train_samples if s.modality_needs == "both"]
     if not single_share:
         return cross_modal
-    single = [s for s in train_samples if s.modality_needs != "both"]
+    single = [s for s in train_samples if s.modality_needs in ("video", "audio")]  # never an "unknown" one
     wanted = round(len(cross_modal) * single_share / (1.0 - single_share))
     rng = random.Random(seed)
     picked = cross_modal + rng.sample(single, min(wanted, len(single)))
