@@ -38,6 +38,8 @@ def test_demo_smoke_writes_a_consistent_ablation(tmp_path, monkeypatch, base):
         overrides += ["base_model=packaged", "model_size=demo", "world.width=96", "max_pixels=6144", "max_frames=8"]
     if perceive:  # the paper's RL data: cross-modal questions only
         overrides += ["rl_questions=both"]
+    if base == "perception":  # ... and, for MA only, a share of single-sense ones
+        overrides += ["rl_single_share=0.25", "rl_single_share_stages=[ma]"]
     cfg = load_config(DemoConfig, "demo_smoke", overrides)  # the shipped smoke preset: a handful of steps
     result = run_demo(cfg)
 
@@ -59,7 +61,10 @@ def test_demo_smoke_writes_a_consistent_ablation(tmp_path, monkeypatch, base):
             train_path = yaml.safe_load((out / arm / f"config_{stage}.yaml").read_text())["data"]["train_path"]
             trained_on = [s.modality_needs for s in read_samples(train_path)]
             in_split = [s.modality_needs for s in read_samples(str(out / "world" / "train.jsonl"))]
-            assert trained_on == ["both"] * in_split.count("both") and trained_on, (arm, trained_on)
+            assert trained_on.count("both") == in_split.count("both") and trained_on, (arm, trained_on)
+            single = len(trained_on) - trained_on.count("both")
+            # the share in MA only: a quarter of MA's questions are single-sense ones, none of QI's
+            assert single == (round(in_split.count("both") / 3) if base == "perception" and stage == "ma" else 0)
 
     saved = json.loads((out / "ablation.json").read_text())
     table = saved["table"]
@@ -377,8 +382,29 @@ def test_rl_training_questions_add_a_seeded_share_of_single_sense_ones(n_both, n
     assert [s.id for s in rl_training_questions(split, share, seed=3)] == [s.id for s in picked]  # seeded
 
 
+@pytest.mark.parametrize("share, stages, qi_single, ma_single", [
+    (0.0, ["qi", "ma"], 0, 0),
+    (0.25, ["qi", "ma"], 3, 3),
+    (0.25, ["ma"], 0, 3),   # QI on the cross-modal questions alone, MA with the share
+    (0.25, ["qi"], 3, 0),
+])
+def test_rl_questions_by_stage_give_the_share_to_the_named_stages(share, stages, qi_single, ma_single):
+    from omnivideo_r1.schema import AVSample
+    from omnivideo_r1.train.demo import rl_questions_by_stage
+
+    needs = ["both"] * 9 + ["video", "audio"] * 10
+    split = [AVSample(id=f"q{i}", video="c.mp4", question="q?", options=["x", "y"], answer="A", modality_needs=n)
+             for i, n in enumerate(needs)]
+    by_stage = rl_questions_by_stage(split, share, stages, seed=3)
+    assert [sum(s.modality_needs != "both" for s in by_stage[stage]) for stage in ("qi", "ma")] == [qi_single,
+                                                                                                   ma_single]
+    assert all(sum(s.modality_needs == "both" for s in questions) == 9 for questions in by_stage.values())
+
+
 @pytest.mark.parametrize("overrides, message", [
     (["rl_single_share=1.0", "rl_questions=both"], r"rl_single_share=1.0: must be in \[0, 1\)"),
+    (["rl_single_share_stages=[qi, grounding]"], r"rl_single_share_stages=\['qi', 'grounding'\]: name the stages"),
+    (["rl_single_share_stages=[]"], r"rl_single_share_stages=\[\]: name the stages"),
     (["rl_single_share=0.25"], r"rl_single_share=0.25 with rl_questions=all: the share applies to rl_questions=both"),
 ])
 def test_a_single_sense_share_outside_cross_modal_rl_is_a_config_error(overrides, message):

@@ -135,6 +135,10 @@ class DemoConfig:
     which no reward ever saw; a share keeps the answer reward on every kind of question. Measured with the full
     preset at 0.25: single-sense skills kept and QI + MA separated from the base on AV as a whole, but "both" +6.0
     points within noise instead of the preset's +14.0 (docs/demo-results.md); the presets keep 0."""
+    rl_single_share_stages: list[str] = field(default_factory=lambda: ["qi", "ma"])
+    """The stages whose RL questions take `rl_single_share`: "qi" (the QI arm) and / or "ma" (MA only and QI -> MA);
+    the others train on the cross-modal questions alone. Measured with the full preset and ["ma"]: QI -> MA keeps
+    the preset's "both" gain, but QI's cost on video-only questions on silent video stays (docs/demo-results.md)."""
     format_allow_overlap: bool = True
     """Format reward pays segments that overlap in time (rewards/format.py: allow_overlap; the paper's reward does
     not). The perception base lists both senses' events, and a sound heard while a shape is on screen is two
@@ -166,6 +170,10 @@ class DemoConfig:
             raise ValueError(f"rl_single_share={self.rl_single_share} with rl_questions={self.rl_questions}: the "
                              "share applies to rl_questions=both (\"all\" trains on every single-sense question "
                              "already); set rl_questions=both or rl_single_share=0")
+        unknown = sorted(set(self.rl_single_share_stages) - {"qi", "ma"})
+        if unknown or not self.rl_single_share_stages:
+            raise ValueError(f"rl_single_share_stages={self.rl_single_share_stages}: name the stages that take the "
+                             "single-sense share, one or both of \"qi\" and \"ma\"")
         if self.base_model and self.perception_pretraining:
             raise ValueError(f"base_model={self.base_model!r} and perception_pretraining=true: the RL arms would start "
                              "from that base, so nothing would be pretrained; set base_model= (empty) to build the "
@@ -287,10 +295,12 @@ def run_demo(cfg: DemoConfig) -> dict:
     # 3-4. the ablation arms (QI, MA, QI -> MA, all from the same base), then every arm x (AV, silent) on the held-out
     # test split, as jobs: side by side in `workers` processes where the arms allow it (train/demo_jobs.py).
     model_dirs = {"base": base_dir, **{arm: os.path.join(out, arm, "final") for arm in ("qi", "ma", "qi_ma")}}
-    rl_train = os.path.join(world, "train.jsonl")
+    rl_train = dict.fromkeys(("qi", "ma"), os.path.join(world, "train.jsonl"))  # each stage's RL questions
     if cfg.rl_questions == "both":
-        rl_train = os.path.join(world, "train_both.jsonl")
-        write_samples(rl_train, rl_training_questions(train_samples, cfg.rl_single_share, cfg.seed))
+        for stage, questions in rl_questions_by_stage(train_samples, cfg.rl_single_share, cfg.rl_single_share_stages,
+                                                      cfg.seed).items():
+            rl_train[stage] = os.path.join(world, f"train_rl_{stage}.jsonl")
+            write_samples(rl_train[stage], questions)
     # batch_size 32: the same greedy answers as at 8 on the 96 questions compared, in 0.6x the time on one thread
     # (the per-step overhead of generate dominates this small a model).
     ecfg = EvalConfig(fps=2.0, max_frames=cfg.max_frames, max_pixels=cfg.max_pixels,
@@ -299,7 +309,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     for arm, stage, init in (("qi", "qi", base_dir), ("ma", "ma", base_dir), ("qi_ma", "ma", model_dirs["qi"])):
         steps = cfg.rl_steps_qi if stage == "qi" else cfg.rl_steps_ma
         jobs.append(Job(f"train_{arm}", train_arm, {"config": arm_config(cfg, stage, os.path.join(out, arm), init,
-                                                                          rl_train, steps)},
+                                                                          rl_train[stage], steps)},
                         after=("train_qi",) if arm == "qi_ma" else ()))
     for arm in ARMS:  # after the training jobs, so the longest chain (QI, then QI -> MA) starts first
         jobs.append(Job(f"eval_{arm}", evaluate_arm, {
@@ -368,6 +378,14 @@ def rl_training_questions(train_samples: list, single_share: float, seed: int) -
     picked = cross_modal + rng.sample(single, min(wanted, len(single)))
     rng.shuffle(picked)
     return picked
+
+
+def rl_questions_by_stage(train_samples: list, single_share: float, share_stages: list[str], seed: int) -> dict:
+    """rl_questions=both: each stage's RL training questions ("qi", "ma"), the cross-modal ones plus, for the stages
+    in `share_stages`, the seeded single-sense share (the same draw for each)."""
+    cross_modal = rl_training_questions(train_samples, 0.0, seed)
+    mixed = rl_training_questions(train_samples, single_share, seed) if single_share else cross_modal
+    return {stage: mixed if stage in share_stages else cross_modal for stage in ("qi", "ma")}
 
 
 def _build_base(cfg: DemoConfig, init_dir: str, base_dir: str, train_samples: list, timings: dict) -> list[float]:
