@@ -134,7 +134,8 @@ class DemoConfig:
     cross-modal questions alone the arms learned to answer video questions with one word of an option ("blue"),
     which no reward ever saw; a share keeps the answer reward on every kind of question. Measured with the full
     preset at 0.25: single-sense skills kept and QI + MA separated from the base on AV as a whole, but "both" +6.0
-    points within noise instead of the preset's +14.0 (docs/demo-results.md); the presets keep 0."""
+    points within noise instead of the preset's +14.0; at 0.1 QI alone keeps silent video with "both" +8.0 instead
+    of +12.7 (docs/demo-results.md); the presets keep 0."""
     rl_single_share_stages: list[str] = field(default_factory=lambda: ["qi", "ma"])
     """The stages whose RL questions take `rl_single_share`: "qi" (the QI arm) and / or "ma" (MA only and QI -> MA);
     the others train on the cross-modal questions alone. Measured with the full preset and ["ma"]: QI -> MA keeps
