@@ -399,6 +399,8 @@ def test_rl_questions_by_stage_give_the_share_to_the_named_stages(share, stages,
     assert [sum(s.modality_needs != "both" for s in by_stage[stage]) for stage in ("qi", "ma")] == [qi_single,
                                                                                                    ma_single]
     assert all(sum(s.modality_needs == "both" for s in questions) == 9 for questions in by_stage.values())
+    if stages == ["qi", "ma"]:  # one draw, so QI -> MA continues on the questions QI was trained on
+        assert [s.id for s in by_stage["qi"]] == [s.id for s in by_stage["ma"]]
 
 
 @pytest.mark.parametrize("overrides, message", [
