@@ -405,7 +405,8 @@ def test_rl_questions_by_stage_give_the_share_to_the_named_stages(share, stages,
 
 @pytest.mark.parametrize("overrides, message", [
     (["rl_single_share=1.0", "rl_questions=both"], r"rl_single_share=1.0: must be in \[0, 1\)"),
-    (["rl_single_share_stages=[qi, grounding]"], r"rl_single_share_stages=\['qi', 'grounding'\]: name the stages"),
+    (["rl_single_share_stages=[qi, grounding]"],
+     r"rl_single_share_stages\[1\]: 'grounding' is not one of \('qi', 'ma'\)"),
     (["rl_single_share_stages=[]"], r"rl_single_share_stages=\[\]: name the stages"),
     (["rl_single_share=0.25"], r"rl_single_share=0.25 with rl_questions=all: the share applies to rl_questions=both"),
 ])

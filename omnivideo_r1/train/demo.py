@@ -136,7 +136,7 @@ class DemoConfig:
     preset at 0.25: single-sense skills kept and QI + MA separated from the base on AV as a whole, but "both" +6.0
     points within noise instead of the preset's +14.0; at 0.1 QI alone keeps silent video with "both" +8.0 instead
     of +12.7 (docs/demo-results.md); the presets keep 0."""
-    rl_single_share_stages: list[str] = field(default_factory=lambda: ["qi", "ma"])
+    rl_single_share_stages: list[Literal["qi", "ma"]] = field(default_factory=lambda: ["qi", "ma"])
     """The stages whose RL questions take `rl_single_share`: "qi" (the QI arm) and / or "ma" (MA only and QI -> MA);
     the others train on the cross-modal questions alone. Measured with the full preset and ["ma"]: QI -> MA keeps
     the preset's "both" gain, but QI's cost on video-only questions on silent video stays (docs/demo-results.md)."""
@@ -171,8 +171,7 @@ class DemoConfig:
             raise ValueError(f"rl_single_share={self.rl_single_share} with rl_questions={self.rl_questions}: the "
                              "share applies to rl_questions=both (\"all\" trains on every single-sense question "
                              "already); set rl_questions=both or rl_single_share=0")
-        unknown = sorted(set(self.rl_single_share_stages) - {"qi", "ma"})
-        if unknown or not self.rl_single_share_stages:
+        if not self.rl_single_share_stages:  # the names themselves are checked by the loader (Literal)
             raise ValueError(f"rl_single_share_stages={self.rl_single_share_stages}: name the stages that take the "
                              "single-sense share, one or both of \"qi\" and \"ma\"")
         if self.base_model and self.perception_pretraining:
