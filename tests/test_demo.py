@@ -289,6 +289,8 @@ def test_arm_config_is_the_stage_recipe_on_demo_settings():
     assert ma.reward_options["modality_attention"]["mode"] == "confidence"
     assert qi.rewards == {"answer": 2.0, "format": 0.5, "intent": 0.5}
     assert ma.rewards == {}  # the stage's paper weights
+    assert qi.data.single_sense_input == "av"
+    assert arm_config(DemoConfig(rl_single_input="own"), "ma", "o", "b", "t", 1).data.single_sense_input == "own"
     with pytest.raises(ValueError, match="MA arm.*unknown reward"):
         DemoConfig(rl_rewards_ma={"answr": 1.0})
 
@@ -409,6 +411,9 @@ def test_rl_questions_by_stage_give_the_share_to_the_named_stages(share, stages,
      r"rl_single_share_stages\[1\]: 'grounding' is not one of \('qi', 'ma'\)"),
     (["rl_single_share_stages=[]"], r"rl_single_share_stages=\[\]: name the stages"),
     (["rl_single_share=0.25"], r"rl_single_share=0.25 with rl_questions=all: the share applies to rl_questions=both"),
+    (["rl_single_input=own", "rl_questions=both"],
+     r"rl_single_input=own with rl_questions=both and rl_single_share=0: .*set rl_single_share > 0"),
+    (["rl_single_input=alone"], r"rl_single_input: 'alone' is not one of \('av', 'own'\)"),
 ])
 def test_a_single_sense_share_outside_cross_modal_rl_is_a_config_error(overrides, message):
     from omnivideo_r1.config import ConfigError

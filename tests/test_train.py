@@ -100,6 +100,39 @@ def test_reasoning_mask_drops_the_segments_before_thinking():
     assert torch.equal(keep_BT[1], mask_BT[1]) and torch.equal(keep_BT[2], mask_BT[2])  # padding stays 0
 
 
+@pytest.mark.parametrize("single_sense_input, shown", [
+    ("av", ["av", "av", "av", "av"]),
+    ("own", ["video", "audio", "av", "av"]),  # needs: video, audio, both, unknown
+])
+def test_rollouts_show_single_sense_questions_with_their_own_sense_on_request(single_sense_input, shown):
+    import numpy as np
+
+    from helpers import clip_from_arrays
+    from omnivideo_r1.schema import AVSample
+    from omnivideo_r1.train.rollout import MediaSkips, rollout_groups
+
+    samples = [AVSample(id=f"q{i}", video=f"clip{i}.mp4", question="Which?", options=["a", "b"], answer="A",
+                        modality_needs=needs) for i, needs in enumerate(["video", "audio", "both", "unknown"])]
+    clip = clip_from_arrays(np.zeros((2, 8, 8, 3), np.uint8), np.zeros(16000, np.float32), fps=2.0)
+
+    class Cache:
+        def get_or_load(self, path, **kwargs):
+            return clip
+
+    class RecordingSampler:
+        prompts = []
+
+        def sample_groups(self, prompts, seeds):
+            self.prompts.extend(prompts)
+            return [[] for _ in prompts]
+
+    cfg = load_config(TrainConfig, None, [f"data.single_sense_input={single_sense_input}"])
+    sampler = RecordingSampler()
+    groups = rollout_groups(sampler, samples, [0, 1, 2, 3], [0, 1, 2, 3], 1, cfg, Cache(), MediaSkips())
+    assert [p.effective_modality for p in sampler.prompts] == shown
+    assert [g.sample.id for g in groups] == ["q0", "q1", "q2", "q3"]
+
+
 # ---------------------------------------------------------------- tiny-model integration runs
 
 @pytest.fixture(scope="module")

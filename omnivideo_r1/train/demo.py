@@ -130,7 +130,7 @@ class DemoConfig:
     what the paper's curation keeps (samples that depend on the video and on the audio)."""
     rl_single_share: float = 0.0
     """rl_questions=both only: this share of the RL training questions is drawn from the train split's
-    single-sense questions (asked with both senses, like every RL prompt), the rest are the cross-modal ones. On
+    single-sense questions (asked with both senses unless rl_single_input=own), the rest are the cross-modal ones. On
     cross-modal questions alone the arms learned to answer video questions with one word of an option ("blue"),
     which no reward ever saw; a share keeps the answer reward on every kind of question. Measured with the full
     preset at 0.25: single-sense skills kept and QI + MA separated from the base on AV as a whole, but "both" +6.0
@@ -140,6 +140,10 @@ class DemoConfig:
     """The stages whose RL questions take `rl_single_share`: "qi" (the QI arm) and / or "ma" (MA only and QI -> MA);
     the others train on the cross-modal questions alone. Measured with the full preset and ["ma"]: QI -> MA keeps
     the preset's "both" gain, but QI's cost on video-only questions on silent video stays (docs/demo-results.md)."""
+    rl_single_input: Literal["av", "own"] = "av"
+    """How the RL arms show their single-sense questions (train/config.py DataConfig.single_sense_input): "av",
+    with both senses like every RL prompt, or "own", with the one sense the question needs (silent video, audio
+    alone), so the answer reward reaches the skills that "silent video" and "audio alone" measure."""
     format_allow_overlap: bool = True
     """Format reward pays segments that overlap in time (rewards/format.py: allow_overlap; the paper's reward does
     not). The perception base lists both senses' events, and a sound heard while a shape is on screen is two
@@ -171,6 +175,10 @@ class DemoConfig:
             raise ValueError(f"rl_single_share={self.rl_single_share} with rl_questions={self.rl_questions}: the "
                              "share applies to rl_questions=both (\"all\" trains on every single-sense question "
                              "already); set rl_questions=both or rl_single_share=0")
+        if self.rl_single_input == "own" and self.rl_questions == "both" and not self.rl_single_share:
+            raise ValueError("rl_single_input=own with rl_questions=both and rl_single_share=0: the RL questions are "
+                             "all cross-modal, so none is shown with one sense; set rl_single_share > 0 or "
+                             "rl_questions=all")
         if not self.rl_single_share_stages:  # the names themselves are checked by the loader (Literal)
             raise ValueError(f"rl_single_share_stages={self.rl_single_share_stages}: name the stages that take the "
                              "single-sense share, one or both of \"qi\" and \"ma\"")
@@ -441,7 +449,8 @@ def arm_config(cfg: DemoConfig, stage: str, out_dir: str, init_dir: str, train_p
     return TrainConfig(
         run=RunConfig(stage=stage, out_dir=out_dir, steps=steps, seed=cfg.seed, progress=False),
         model=ModelConfig(path=init_dir, freeze_vision=False, freeze_audio=False),
-        data=DataConfig(train_path=train_path, max_frames=cfg.max_frames, max_pixels=cfg.max_pixels),
+        data=DataConfig(train_path=train_path, max_frames=cfg.max_frames, max_pixels=cfg.max_pixels,
+                        single_sense_input=cfg.rl_single_input),
         rollout=RolloutConfig(prompts_per_step=cfg.prompts_per_step, rollouts_per_prompt=cfg.rollouts_per_prompt,
                               max_new_tokens=cfg.max_new_tokens, temperature=cfg.rl_temperature),
         gspo=GSPOConfig(minibatches_per_rollout=cfg.minibatches_per_rollout),

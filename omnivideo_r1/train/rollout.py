@@ -147,15 +147,24 @@ class PromptGroup:
                 for c, p in zip(self.completions, probes)]
 
 
+def rollout_modality(sample: AVSample, single_sense_input: str) -> str:
+    """The input a rollout shows `sample` with: "av", or its one needed sense when single_sense_input is "own"."""
+    if single_sense_input == "own" and sample.modality_needs in ("video", "audio"):
+        return sample.modality_needs
+    return "av"
+
+
 def rollout_groups(sampler, samples: list[AVSample], indices: list[int], slots: list[int], step: int,
                    cfg: TrainConfig, cache: ClipCache, skips: MediaSkips) -> list[PromptGroup]:
-    """This process's groups of `step`: for each slot, its sample's clip and G completions under full AV input.
+    """This process's groups of `step`: for each slot, its sample's clip and G completions under full AV input
+    (a single-sense question under its own sense alone with data.single_sense_input=own).
 
     indices: the step's global dataset indices (one per slot); sampler: train/rollout_backends.py (the trainer's
     model or a vLLM server), which gets every prompt of the step at once.
     """
     loaded = [load_sample_clip(samples, indices[slot], cfg.data, cache, skips) for slot in slots]
-    prompts = [make_prompt(sample, clip, "av", interleave_audio=cfg.interleave_audio) for sample, clip in loaded]
+    prompts = [make_prompt(sample, clip, rollout_modality(sample, cfg.data.single_sense_input),
+                           interleave_audio=cfg.interleave_audio) for sample, clip in loaded]
     sampled = sampler.sample_groups(prompts, [stable_seed(cfg.run.seed, step, slot, "av") for slot in slots])
     return [PromptGroup(slot, sample, clip, prompt, completions)
             for slot, (sample, clip), prompt, completions in zip(slots, loaded, prompts, sampled)]
