@@ -143,7 +143,9 @@ class DemoConfig:
     rl_single_input: Literal["av", "own"] = "av"
     """How the RL arms show their single-sense questions (train/config.py DataConfig.single_sense_input): "av",
     with both senses like every RL prompt, or "own", with the one sense the question needs (silent video, audio
-    alone), so the answer reward reaches the skills that "silent video" and "audio alone" measure."""
+    alone), so the answer reward reaches the skills that "silent video" and "audio alone" measure. Measured with the
+    full preset at rl_single_share=0.1: QI alone lifts "both" +14.0 points with silent video and audio alone kept
+    (docs/demo-results.md); the presets keep "av" until the preset is run end to end with it."""
     format_allow_overlap: bool = True
     """Format reward pays segments that overlap in time (rewards/format.py: allow_overlap; the paper's reward does
     not). The perception base lists both senses' events, and a sound heard while a shape is on screen is two
