@@ -120,7 +120,8 @@ def test_rollouts_show_single_sense_questions_with_their_own_sense_on_request(si
             return clip
 
     class RecordingSampler:
-        prompts = []
+        def __init__(self):
+            self.prompts = []
 
         def sample_groups(self, prompts, seeds):
             self.prompts.extend(prompts)
@@ -131,6 +132,17 @@ def test_rollouts_show_single_sense_questions_with_their_own_sense_on_request(si
     groups = rollout_groups(sampler, samples, [0, 1, 2, 3], [0, 1, 2, 3], 1, cfg, Cache(), MediaSkips())
     assert [p.effective_modality for p in sampler.prompts] == shown
     assert [g.sample.id for g in groups] == ["q0", "q1", "q2", "q3"]
+
+    # A clip without an audio track: its audio question cannot be shown alone, so it is skipped and counted (the
+    # next question takes its slot), never the run; shown with both senses it stays (as a silent video).
+    silent = clip_from_arrays(np.zeros((2, 8, 8, 3), np.uint8), None, fps=2.0)
+    Cache.get_or_load = lambda self, path, **kwargs: silent if path == "clip1.mp4" else clip
+    skips = MediaSkips()
+    groups = rollout_groups(RecordingSampler(), samples, [1], [0], 1, cfg, Cache(), skips)
+    if single_sense_input == "own":
+        assert [g.sample.id for g in groups] == ["q2"] and sum(skips.counts.values()) == 1
+    else:
+        assert [g.sample.id for g in groups] == ["q1"] and not skips.counts
 
 
 # ---------------------------------------------------------------- tiny-model integration runs

@@ -89,6 +89,10 @@ def load_sample_clip(samples: list[AVSample], index: int, data: DataConfig, cach
             clip = cache.get_or_load(sample.video, fps=data.fps, max_frames=data.max_frames,
                                      max_pixels=data.max_pixels, start=sample.start, end=sample.end,
                                      audio_path=sample.audio)
+            if clip.audio is None and rollout_modality(sample, data.single_sense_input) == "audio":
+                # Shown with both senses it would silently be a silent video; alone there is nothing to show.
+                skips.add(sample.video, "no audio track for a question that needs audio (single_sense_input=own)")
+                continue
             return sample, clip
         except MediaError as exc:
             skips.add(sample.video, str(exc).replace(sample.video, "").strip(": "))
