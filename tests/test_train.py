@@ -116,8 +116,11 @@ def test_rollouts_show_single_sense_questions_with_their_own_sense_on_request(si
     clip = clip_from_arrays(np.zeros((2, 8, 8, 3), np.uint8), np.zeros(16000, np.float32), fps=2.0)
 
     class Cache:
+        def __init__(self, clips=None):
+            self.clips = clips or {}
+
         def get_or_load(self, path, **kwargs):
-            return clip
+            return self.clips.get(path, clip)
 
     class RecordingSampler:
         def __init__(self):
@@ -136,9 +139,8 @@ def test_rollouts_show_single_sense_questions_with_their_own_sense_on_request(si
     # A clip without an audio track: its audio question cannot be shown alone, so it is skipped and counted (the
     # next question takes its slot), never the run; shown with both senses it stays (as a silent video).
     silent = clip_from_arrays(np.zeros((2, 8, 8, 3), np.uint8), None, fps=2.0)
-    Cache.get_or_load = lambda self, path, **kwargs: silent if path == "clip1.mp4" else clip
     skips = MediaSkips()
-    groups = rollout_groups(RecordingSampler(), samples, [1], [0], 1, cfg, Cache(), skips)
+    groups = rollout_groups(RecordingSampler(), samples, [1], [0], 1, cfg, Cache({"clip1.mp4": silent}), skips)
     if single_sense_input == "own":
         assert [g.sample.id for g in groups] == ["q2"] and sum(skips.counts.values()) == 1
     else:
