@@ -116,11 +116,8 @@ def test_rollouts_show_single_sense_questions_with_their_own_sense_on_request(si
     clip = clip_from_arrays(np.zeros((2, 8, 8, 3), np.uint8), np.zeros(16000, np.float32), fps=2.0)
 
     class Cache:
-        def __init__(self, clips=None):
-            self.clips = clips or {}
-
         def get_or_load(self, path, **kwargs):
-            return self.clips.get(path, clip)
+            return clip
 
     class RecordingSampler:
         def __init__(self):
@@ -136,15 +133,36 @@ def test_rollouts_show_single_sense_questions_with_their_own_sense_on_request(si
     assert [p.effective_modality for p in sampler.prompts] == shown
     assert [g.sample.id for g in groups] == ["q0", "q1", "q2", "q3"]
 
-    # A clip without an audio track: its audio question cannot be shown alone, so it is skipped and counted (the
-    # next question takes its slot), never the run; shown with both senses it stays (as a silent video).
+
+@pytest.mark.parametrize("stage, single_sense_input, silent_clip, kept", [
+    ("qi", "av", 1, "q1"),   # the audio question stays, shown with both senses as a silent video
+    ("qi", "own", 1, "q2"),  # shown alone it has nothing to show: skipped, the next question takes the slot
+    ("qi", "own", 0, "q0"),  # a video question needs no audio
+    ("ma", "av", 0, "q1"),   # stage MA asks every question with audio alone too
+    ("ma", "own", 2, "q3"),
+])
+def test_a_clip_without_audio_is_skipped_where_the_stage_shows_its_audio_alone(stage, single_sense_input,
+                                                                                 silent_clip, kept):
+    import numpy as np
+
+    from helpers import clip_from_arrays
+    from omnivideo_r1.schema import AVSample
+    from omnivideo_r1.train.rollout import MediaSkips, load_sample_clip
+
+    samples = [AVSample(id=f"q{i}", video=f"clip{i}.mp4", question="Which?", options=["a", "b"], answer="A",
+                        modality_needs=needs) for i, needs in enumerate(["video", "audio", "both", "unknown"])]
+    av = clip_from_arrays(np.zeros((2, 8, 8, 3), np.uint8), np.zeros(16000, np.float32), fps=2.0)
     silent = clip_from_arrays(np.zeros((2, 8, 8, 3), np.uint8), None, fps=2.0)
+
+    class Cache:
+        def get_or_load(self, path, **kwargs):
+            return silent if path == f"clip{silent_clip}.mp4" else av
+
+    cfg = load_config(TrainConfig, None, [f"run.stage={stage}", f"data.single_sense_input={single_sense_input}"])
     skips = MediaSkips()
-    groups = rollout_groups(RecordingSampler(), samples, [1], [0], 1, cfg, Cache({"clip1.mp4": silent}), skips)
-    if single_sense_input == "own":
-        assert [g.sample.id for g in groups] == ["q2"] and sum(skips.counts.values()) == 1
-    else:
-        assert [g.sample.id for g in groups] == ["q1"] and not skips.counts
+    sample, _ = load_sample_clip(samples, silent_clip, cfg, Cache(), skips)
+    assert sample.id == kept
+    assert sum(skips.counts.values()) == (kept != f"q{silent_clip}")
 
 
 # ---------------------------------------------------------------- tiny-model integration runs

@@ -19,7 +19,7 @@ from ..media.types import Clip, MediaError
 from ..policy.prompting import Completion, PolicyPrompt, make_prompt
 from ..rewards.types import RolloutRecord
 from ..schema import LETTERS, AVSample
-from .config import DataConfig, RolloutConfig, TrainConfig
+from .config import RolloutConfig, TrainConfig
 
 
 def stable_seed(*parts: int | str) -> int:
@@ -75,12 +75,14 @@ class MediaSkips:
         self.counts[key] = self.counts.get(key, 0) + 1
 
 
-def load_sample_clip(samples: list[AVSample], index: int, data: DataConfig, cache: ClipCache, skips: MediaSkips,
+def load_sample_clip(samples: list[AVSample], index: int, cfg: TrainConfig, cache: ClipCache, skips: MediaSkips,
                      max_tries: int = 16):
-    """Return (sample, clip) for dataset index `index`, walking forward past samples whose media is unusable.
+    """Return (sample, clip) for dataset index `index`, walking forward past samples whose media is unusable,
+    including a clip without an audio track where this stage would show its audio alone (`audio_alone_use`).
 
     The replacement depends only on `index`, so it is the same in every process.
     """
+    data = cfg.data
     for attempt in range(max_tries):
         sample = samples[(index + attempt) % len(samples)]
         if sample.video in skips.bad_paths:
@@ -89,15 +91,26 @@ def load_sample_clip(samples: list[AVSample], index: int, data: DataConfig, cach
             clip = cache.get_or_load(sample.video, fps=data.fps, max_frames=data.max_frames,
                                      max_pixels=data.max_pixels, start=sample.start, end=sample.end,
                                      audio_path=sample.audio)
-            if clip.audio is None and rollout_modality(sample, data.single_sense_input) == "audio":
-                # Shown with both senses it would silently be a silent video; alone there is nothing to show.
-                skips.add(sample.video, "no audio track for a question that needs audio (single_sense_input=own)")
-                continue
-            return sample, clip
         except MediaError as exc:
             skips.add(sample.video, str(exc).replace(sample.video, "").strip(": "))
+            continue
+        use = audio_alone_use(sample, cfg)
+        if clip.audio is None and use:
+            # With both senses it is a silent video (kept, as under the paper's stage QI); alone it shows nothing.
+            skips.add(sample.video, f"no audio track; {use}")
+            continue
+        return sample, clip
     raise MediaError(f"{data.train_path}: {max_tries} consecutive samples from index {index} have unusable media "
                      f"(skips so far: {skips.counts}); check the clips the records point to")
+
+
+def audio_alone_use(sample: AVSample, cfg: TrainConfig) -> str | None:
+    """Why this stage shows `sample`'s audio alone (None if it never does); such a sample needs an audio track."""
+    if cfg.run.stage == "ma":
+        return "stage MA also asks it with audio alone"
+    if rollout_modality(sample, cfg.data.single_sense_input) == "audio":
+        return "single_sense_input=own shows it alone"
+    return None
 
 
 def answer_prefix_ids(tokenizer, completion_text: str) -> list[int] | None:
@@ -166,7 +179,7 @@ def rollout_groups(sampler, samples: list[AVSample], indices: list[int], slots: 
     indices: the step's global dataset indices (one per slot); sampler: train/rollout_backends.py (the trainer's
     model or a vLLM server), which gets every prompt of the step at once.
     """
-    loaded = [load_sample_clip(samples, indices[slot], cfg.data, cache, skips) for slot in slots]
+    loaded = [load_sample_clip(samples, indices[slot], cfg, cache, skips) for slot in slots]
     prompts = [make_prompt(sample, clip, rollout_modality(sample, cfg.data.single_sense_input),
                            interleave_audio=cfg.interleave_audio) for sample, clip in loaded]
     sampled = sampler.sample_groups(prompts, [stable_seed(cfg.run.seed, step, slot, "av") for slot in slots])
