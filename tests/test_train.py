@@ -165,6 +165,33 @@ def test_a_clip_without_audio_is_skipped_where_the_stage_shows_its_audio_alone(s
     assert sum(skips.counts.values()) == (kept != f"q{silent_clip}")
 
 
+def test_a_skipped_audio_question_leaves_its_clip_to_the_video_questions():
+    # What a slot gets must not depend on what this process loaded before (one process and several take the same
+    # steps): after the audio question of a silent clip is skipped, the clip's video question is still asked.
+    import numpy as np
+
+    from helpers import clip_from_arrays
+    from omnivideo_r1.schema import AVSample
+    from omnivideo_r1.train.rollout import MediaSkips, load_sample_clip
+
+    samples = [AVSample(id=f"q{i}", video="silent.mp4" if i < 2 else "av.mp4", question="Which?",
+                        options=["a", "b"], answer="A", modality_needs=needs)
+               for i, needs in enumerate(["audio", "video", "both"])]
+    frames = np.zeros((2, 8, 8, 3), np.uint8)
+    clips = {"silent.mp4": clip_from_arrays(frames, None, fps=2.0),
+             "av.mp4": clip_from_arrays(frames, np.zeros(16000, np.float32), fps=2.0)}
+
+    class Cache:
+        def get_or_load(self, path, **kwargs):
+            return clips[path]
+
+    cfg = load_config(TrainConfig, None, ["data.single_sense_input=own"])
+    skips = MediaSkips()
+    assert load_sample_clip(samples, 0, cfg, Cache(), skips)[0].id == "q1"  # q0 skipped; q1 is the same clip's
+    assert load_sample_clip(samples, 1, cfg, Cache(), skips)[0].id == "q1"
+    assert skips.counts == {"no audio track; single_sense_input=own shows it alone": 1}
+
+
 # ---------------------------------------------------------------- tiny-model integration runs
 
 @pytest.fixture(scope="module")

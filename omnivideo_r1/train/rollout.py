@@ -69,8 +69,10 @@ class MediaSkips:
     counts: dict[str, int] = field(default_factory=dict)
     bad_paths: set[str] = field(default_factory=set)
 
-    def add(self, path: str, reason: str) -> None:
-        self.bad_paths.add(path)
+    def add(self, path: str, reason: str, clip_unusable: bool = True) -> None:
+        """Count a skip; a clip that cannot be used at all is not tried again for its other questions."""
+        if clip_unusable:
+            self.bad_paths.add(path)
         key = reason.split(":")[0][:60]
         self.counts[key] = self.counts.get(key, 0) + 1
 
@@ -97,7 +99,9 @@ def load_sample_clip(samples: list[AVSample], index: int, cfg: TrainConfig, cach
         use = audio_alone_use(sample, cfg)
         if clip.audio is None and use:
             # With both senses it is a silent video (kept, as under the paper's stage QI); alone it shows nothing.
-            skips.add(sample.video, f"no audio track; {use}")
+            # The clip stays open to its other questions (a video question under own), so the sample a slot gets
+            # never depends on what this process loaded before: one process and several take the same steps.
+            skips.add(sample.video, f"no audio track; {use}", clip_unusable=False)
             continue
         return sample, clip
     raise MediaError(f"{data.train_path}: {max_tries} consecutive samples from index {index} have unusable media "
