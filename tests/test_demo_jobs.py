@@ -68,3 +68,50 @@ def test_a_failing_job_raises_here_and_stops_the_other_one():
     while any(p.exitcode is None for p in left) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert all(p.exitcode is not None for p in left), "the job still running was not stopped"
+
+
+def sleep_after_writing_pid(path: str, seconds: float) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(str(os.getpid()))
+    time.sleep(seconds)
+
+
+def test_sigterm_to_the_main_process_stops_the_workers(tmp_path):
+    # `kill` or a scheduler's stop: the main process must not leave its workers running (it runs in a child process,
+    # so that a missing handler ends that child and not the test session).
+    import signal
+    import subprocess
+    import sys
+
+    pid_files = [tmp_path / "a.pid", tmp_path / "b.pid"]
+    script = ("import sys; sys.path[:0] = [sys.argv[1]]; from test_demo_jobs import sleep_after_writing_pid; "
+              "from omnivideo_r1.train.demo_jobs import Job, run_jobs; "
+              "run_jobs([Job(name, sleep_after_writing_pid, {'path': path, 'seconds': 120}) "
+              "for name, path in zip('ab', sys.argv[2:])], 2, threads=1)")
+    # stderr to a file, not a pipe: orphaned workers would hold a pipe open and block reading it.
+    stderr = open(tmp_path / "stderr.txt", "w", encoding="utf-8")
+    main = subprocess.Popen([sys.executable, "-c", script, os.path.dirname(__file__), *map(str, pid_files)],
+                            stderr=stderr)
+    deadline = time.monotonic() + 60
+    while not all(f.exists() and f.read_text() for f in pid_files) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    workers = [int(f.read_text()) for f in pid_files]
+
+    def alive(pid: int) -> bool:  # a stopped worker no one has reaped yet is a zombie, not alive
+        try:
+            with open(f"/proc/{pid}/stat", encoding="utf-8") as fh:
+                return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except FileNotFoundError:
+            return False
+
+    try:
+        main.send_signal(signal.SIGTERM)
+        assert main.wait(timeout=30) == 128 + signal.SIGTERM, (tmp_path / "stderr.txt").read_text()
+        deadline = time.monotonic() + 20
+        while any(map(alive, workers)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(map(alive, workers)), "workers kept running after the main process was stopped"
+    finally:  # whatever failed, leave no worker behind
+        stderr.close()
+        for pid in filter(alive, workers):
+            os.kill(pid, signal.SIGKILL)

@@ -9,6 +9,8 @@ checkpoint, so on two cores two one-thread processes do the work of the sequenti
 from __future__ import annotations
 
 import multiprocessing
+import signal
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -56,6 +58,11 @@ def run_jobs(jobs: Sequence[Job], workers: int, threads: int, on_done: Callable[
     # spawn, not fork: a forked copy of a process that has run torch ops can deadlock in its thread pools.
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=setup_process,
                                initargs=(threads,))
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    if on_main_thread:
+        # `kill` or a scheduler's stop is SIGTERM, which by default ends this process at once and leaves the workers
+        # running for hours; as an exception it stops them below, as Ctrl-C does.
+        previous_handler = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         while pending or running:
             for job in [j for j in pending if all(d in results for d in j.after)][: workers - len(running)]:
@@ -72,8 +79,15 @@ def run_jobs(jobs: Sequence[Job], workers: int, threads: int, on_done: Callable[
             process.terminate()
         pool.shutdown(wait=False, cancel_futures=True)
         raise
+    finally:
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, previous_handler)
     pool.shutdown()
     return results
+
+
+def _exit_on_sigterm(signum, frame) -> None:
+    raise SystemExit(128 + signum)
 
 
 def setup_process(threads: int) -> None:
