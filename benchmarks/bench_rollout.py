@@ -8,6 +8,14 @@ Variants, on the same policy, prompt, seed and sampler settings, timed alternate
 All three get the processed inputs from the same warm input cache, so the ratio is the model-side work. The run
 also checks that `shared` sampled exactly the same tokens as `plain` and `nrs` for the seed.
 
+Item 1b, one step's rollouts (P prompts of different clips, G each, every prompt its own seed), as the trainer's hf
+sampler takes them (`rollout.hf_prompts_per_batch`):
+- `per_group`: one sampling loop per prompt (hf_prompts_per_batch=1);
+- `together`:  all P groups in one loop, the KV cache reserved for the whole rollout (hf_prompts_per_batch=P);
+- `together_concat`: the same batch with the cache grown by concatenation at every step (`DynamicCache`, as before
+  the reserved cache), to show what the reservation is worth once P*G rows share a loop.
+The run checks that the three sampled the same tokens.
+
     python benchmarks/bench_rollout.py [--quick]
 """
 
@@ -60,7 +68,44 @@ def run(quick: bool = False, threads: int = 1) -> list[tuple[str, str, str, str]
              f"{t['plain'] / t['shared']:.2f}x ({t['plain']:.2f}s -> {t['shared']:.2f}s)"),
             ("1 shared-prefix rollout", conf, "same tokens as plain paths (seed 0)", "yes" if same else "NO"),
         ]
-    return rows
+    return rows + step_of_groups(quick)
+
+
+def step_of_groups(quick: bool) -> list[tuple[str, str, str, str]]:
+    """Item 1b: P groups one loop each vs together (reserved / concatenated KV cache)."""
+    from unittest import mock
+
+    from omnivideo_r1.policy import shared_prefix
+
+    P, G, seconds, new_tokens = (4, 8, 5.0, 64) if quick else (8, 8, 5.0, 128)
+    policy = load_policy("tiny")
+    prompts = [policy.make_prompt(sample_record(f"bench{k}"), synthetic_clip(seconds, seed=k), "av") for k in range(P)]
+    seeds = list(range(100, 100 + P))
+    outputs = {}
+
+    def per_group():
+        outputs["per_group"] = [c.token_ids for p, s in zip(prompts, seeds)
+                                for c in policy.sample([p], G, new_tokens, generator_seed=s, share_prefix=True)]
+
+    def together(name="together"):
+        outputs[name] = [c.token_ids for c in policy.sample(prompts, G, new_tokens, generator_seed=seeds,
+                                                            share_prefix=True)]
+
+    def together_concat():
+        with mock.patch.object(shared_prefix, "reserve_kv_cache", lambda cache, tokens: None):
+            together("together_concat")
+
+    t = interleaved({"per_group": per_group, "together": together, "together_concat": together_concat}, reps=1)
+    same = outputs["per_group"] == outputs["together"] == outputs["together_concat"]
+    conf = (f"tiny, {P} prompts x G={G} ({seconds:g}s clips, {prompt_tokens(policy, prompts[0])} prompt tokens), "
+            f"{new_tokens} new tokens")
+    return [
+        ("1b a step's groups", conf, "speed-up: all groups in one loop vs one loop per group",
+         f"{t['per_group'] / t['together']:.2f}x ({t['per_group']:.2f}s -> {t['together']:.2f}s)"),
+        ("1b a step's groups", conf, "speed-up: reserved KV cache vs concatenated, all groups in one loop",
+         f"{t['together_concat'] / t['together']:.2f}x ({t['together_concat']:.2f}s -> {t['together']:.2f}s)"),
+        ("1b a step's groups", conf, "same tokens in all three", "yes" if same else "NO"),
+    ]
 
 
 if __name__ == "__main__":

@@ -80,6 +80,68 @@ def test_shared_prefix_sampling_is_seeded_and_leaves_no_state(policies):
     torch.testing.assert_close(after, fresh, atol=0, rtol=0)
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+def test_groups_sampled_together_each_get_what_their_seed_gives_alone(policies, family):
+    from omnivideo_r1.train.config import TrainConfig
+    from omnivideo_r1.train.rollout_backends import HFSampler
+
+    policy = policies[family]
+    # Prompts of two lengths and both media layouts (video with its audio inside; video alone), interleaved.
+    prompts = [make_prompt(_sample("a"), _clip(0), "av"),
+               make_prompt(_sample("b", 6, "Which colour?"), _clip(1, frames=2, seconds=1.5), "video"),
+               make_prompt(_sample("c", 3, "Which shape was shown during the longest beep?"), _clip(2, frames=6), "av"),
+               make_prompt(_sample("d"), _clip(3), "video")]
+    seeds = [21, 22, 23, 24]
+    kw = dict(rollouts_per_prompt=3, max_new_tokens=20, temperature=1.0, top_p=0.95, share_prefix=True)
+    alone = [policy.sample([p], **kw, generator_seed=s) for p, s in zip(prompts, seeds)]
+    audible = [0, 2]
+    together = policy.sample([prompts[i] for i in audible], **kw, generator_seed=[seeds[i] for i in audible])
+    for k, i in enumerate(audible):
+        rows = together[3 * k: 3 * k + 3]
+        assert [c.prompt_index for c in rows] == [k] * 3
+        assert [c.token_ids for c in rows] == [c.token_ids for c in alone[i]]
+        for a, b in zip(rows, alone[i]):
+            np.testing.assert_allclose(a.logp, b.logp, atol=1e-5)
+    # The draws really are per prompt: a seed swap swaps what the prompts get.
+    swapped = policy.sample([prompts[0], prompts[0]], **kw, generator_seed=[seeds[2], seeds[0]])
+    assert [c.token_ids for c in swapped[3:]] == [c.token_ids for c in alone[0]]
+    assert [c.token_ids for c in swapped[:3]] != [c.token_ids for c in alone[0]]
+    with pytest.raises(ValueError, match="share_prefix"):
+        policy.sample(prompts[:1], 2, 4, generator_seed=[1], share_prefix=False)
+    # The trainer's sampler: any batch size, mixed layouts, the groups in the order given.
+    G = dict(rollouts_per_prompt=3, max_new_tokens=20, temperature=1.0, top_p=0.95)
+    for per_batch in (1, 2, 8):
+        cfg = TrainConfig()
+        cfg.rollout.__dict__.update(G, hf_prompts_per_batch=per_batch)
+        groups = HFSampler(policy, cfg).sample_groups(prompts, seeds)
+        assert [[c.token_ids for c in g] for g in groups] == [[c.token_ids for c in g] for g in alone], per_batch
+
+
+def test_reserved_kv_layer_holds_what_a_dynamic_layer_holds():
+    from transformers.cache_utils import DynamicLayer
+
+    from omnivideo_r1.policy.shared_prefix import ReservedKVLayer
+
+    torch.manual_seed(0)
+    prompt_k, prompt_v = torch.randn(3, 2, 5, 4), torch.randn(3, 2, 5, 4)
+    plain = DynamicLayer()
+    plain.update(prompt_k, prompt_v)
+    reserved = ReservedKVLayer(prompt_k, prompt_v, reserve_tokens=2)
+    assert reserved.get_seq_length() == plain.get_seq_length() == 5
+    for step in range(6):  # past the reserve of 2: the buffers grow
+        k, v = torch.randn(3, 2, 1 + step % 2, 4), torch.randn(3, 2, 1 + step % 2, 4)
+        want_k, want_v = plain.update(k, v)
+        got_k, got_v = reserved.update(k, v)
+        assert torch.equal(got_k, want_k) and torch.equal(got_v, want_v)
+        assert reserved.get_seq_length() == plain.get_seq_length()
+        assert reserved.get_mask_sizes(1) == plain.get_mask_sizes(1)
+    # Written in place, not concatenated: within the reserve the returned keys share one buffer.
+    fresh = ReservedKVLayer(prompt_k, prompt_v, reserve_tokens=4)
+    first, _ = fresh.update(k[:, :, :1], v[:, :, :1])
+    second, _ = fresh.update(k[:, :, :1], v[:, :, :1])
+    assert first.data_ptr() == second.data_ptr() == fresh._keys.data_ptr()
+
+
 # ---------------------------------------------------------------- shared-prefix scoring
 @pytest.mark.parametrize("family", FAMILIES)
 def test_shared_prefix_option_probs_equal_plain(policies, family):

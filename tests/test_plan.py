@@ -75,6 +75,21 @@ def test_plan_on_qwen2_5_omni_7b_names_a_missing_wrap_class(capsys, tmp_path):
     assert wrapped["memory_gib"]["kv_cache"] == 0 < result["memory_gib"]["kv_cache"]  # the server samples
 
 
+def test_plan_counts_the_kv_cache_of_the_groups_decoded_together(capsys):
+    from omnivideo_r1.config import RECIPE_DIR
+
+    ddp = os.path.join(RECIPE_DIR, "accelerate", "ddp.yaml")
+    args = ("--config", "qi_qwen3_omni_30b", f"model.path={QWEN3}", "rollout.max_new_tokens=2048")
+    kv = {(engine, n): _plan(capsys, *args, f"rollout.hf_prompts_per_batch={n}", "--gpus", "8",
+                             *(("--accelerate-config", ddp) if engine == "ddp" else ()))["memory_gib"]["kv_cache"]
+          for engine in ("ddp", "fsdp") for n in (1, 4, 16)}
+    assert kv["ddp", 4] == pytest.approx(4 * kv["ddp", 1], rel=0.02)
+    # 32 prompts per step over 8 GPUs: a process never has more than 4 groups to decode together.
+    assert kv["ddp", 16] == kv["ddp", 4]
+    # Under FSDP the sampler decodes one group per loop whatever the setting (every rank runs the same forwards).
+    assert kv["fsdp", 1] == kv["fsdp", 4] == kv["fsdp", 16] == kv["ddp", 1]
+
+
 # ---------------------------------------------------------------- the activation formula against a real layer
 def _saved_bytes_of_layer(model, layer, ids) -> int:
     """Bytes autograd keeps for backward inside `layer` during one forward (each storage once; parameters,

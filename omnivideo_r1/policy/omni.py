@@ -290,6 +290,9 @@ class OmniPolicy:
                   with_logp=True):
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0 (got {temperature}); use greedy decoding instead")
+        seeds_P = seed if isinstance(seed, (list, tuple)) else None
+        if seeds_P is not None and not share_prefix:
+            raise ValueError("one seed per prompt needs share_prefix=True (generate draws every row from one generator)")
         # Shared prefix: each distinct prompt is encoded and prefilled once, its KV cache copied `repeats` times.
         batch, flag = self.encode(prompts, 1 if share_prefix else repeats)
         config = self._generation_config(max_new_tokens, greedy, temperature, top_p,
@@ -297,11 +300,11 @@ class OmniPolicy:
         forward = self.forward_module_for(None)
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.no_grad(), torch.random.fork_rng(devices=devices, enabled=seed is not None):
-            if seed is not None:
+            if seed is not None and seeds_P is None:
                 torch.manual_seed(seed)
             if share_prefix:
                 return generate_shared_prefix(forward, batch, flag, repeats, config, self.eos_token_ids,
-                                              self.tokenizer.pad_token_id, temperature)
+                                              self.tokenizer.pad_token_id, temperature, seeds_P=seeds_P)
             out = forward(generate, **batch, generation_config=config, use_audio_in_video=flag,
                           synced_gpus=is_lockstep(forward))
         new_BT = out.sequences[:, batch["input_ids"].shape[1]:]
@@ -327,12 +330,14 @@ class OmniPolicy:
         return completions
 
     def sample(self, prompts: list[PolicyPrompt], rollouts_per_prompt: int, max_new_tokens: int,
-               temperature: float = 1.0, top_p: float = 1.0, generator_seed: int | None = None,
+               temperature: float = 1.0, top_p: float = 1.0, generator_seed: int | list[int] | None = None,
                share_prefix: bool = False) -> list[Completion]:
         """`rollouts_per_prompt` sampled completions per prompt (grouped by prompt, in order); seeded = repeatable.
 
         share_prefix: encode + prefill each prompt once and copy its KV cache to the G rows (policy/shared_prefix.py)
         instead of G identical rows through `generate`; same sampler, equal up to float rounding.
+        generator_seed: one seed for the call, or (with share_prefix) one per prompt: each prompt then gets what it
+        would get sampled alone under its seed, whichever prompts share the batch (up to float rounding).
         """
         new_BT, logp_BT = self._generate(prompts, rollouts_per_prompt, max_new_tokens, False, temperature, top_p,
                                          generator_seed, share_prefix)

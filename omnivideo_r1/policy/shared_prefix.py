@@ -14,6 +14,12 @@ delta (max multimodal position + 1 - prompt length) comes from the prefill's rop
 Only floating-point rounding can differ (a batch of 1 instead of G identical rows in the prefill matmuls), so a
 draw exactly at a CDF boundary may flip; teacher-forced log-probs of the sampled tokens match the plain path.
 
+Several prompts can be sampled in one batch, each with its own seed: its G rows are drawn from its own generator, so
+what a prompt gets does not depend on which prompts share its batch (up to float rounding), and equals sampling it
+alone under that seed. The key/value cache is reserved for the whole rollout after the prefill (`ReservedKVLayer`):
+a decode step writes its token in place; `DynamicCache` would copy the whole cache at every step, which costs more
+than the step's own compute once P*G rows share a batch.
+
 Every model call goes through the prepared `PolicyForward` (policy/forward.py). Only the sampled token's log-prob is
 kept per step, not the (B, V) logits. Under a sharded engine (`lockstep`) a rank whose rows have all finished keeps
 stepping (on padding) until every rank has, as `generate(synced_gpus=True)` does, so all ranks run the same number of
@@ -23,20 +29,73 @@ forwards.
 from __future__ import annotations
 
 import torch
+from transformers.cache_utils import DynamicLayer
 
 from ..algo.logprobs import selective_logprobs
 from .forward import all_ranks_done, as_policy_forward, is_lockstep, next_token_logits, thinker_of
 
 
+class ReservedKVLayer(DynamicLayer):
+    """One layer's keys and values in buffers sized for the prompt plus every token still to come.
+
+    `update` writes the new tokens in place and returns views of the filled part, where `DynamicLayer` concatenates
+    (a copy of the layer's whole cache per decode step). Past the reserve the buffers double, so a longer run is
+    still correct. Same values as `DynamicLayer`: only where they are stored differs.
+    """
+
+    def __init__(self, keys_BHLD: torch.Tensor, values_BHLD: torch.Tensor, reserve_tokens: int) -> None:
+        super().__init__()
+        self.dtype, self.device = keys_BHLD.dtype, keys_BHLD.device
+        self.length = keys_BHLD.shape[-2]
+        self._keys, self._values = (self._buffer(t, self.length + reserve_tokens) for t in (keys_BHLD, values_BHLD))
+        self.keys, self.values = self._keys[..., : self.length, :], self._values[..., : self.length, :]
+        self.is_initialized = True
+
+    @staticmethod
+    def _buffer(filled_BHLD: torch.Tensor, capacity: int) -> torch.Tensor:
+        B, H, L, D = filled_BHLD.shape
+        buffer = filled_BHLD.new_empty(B, H, capacity, D)
+        buffer[..., :L, :] = filled_BHLD
+        return buffer
+
+    def update(self, key_states, value_states, *args, **kwargs):
+        end = self.length + key_states.shape[-2]
+        if end > self._keys.shape[-2]:
+            self._keys, self._values = (self._buffer(t, 2 * end) for t in (self.keys, self.values))
+        self._keys[..., self.length: end, :] = key_states
+        self._values[..., self.length: end, :] = value_states
+        self.length = end
+        self.keys, self.values = self._keys[..., :end, :], self._values[..., :end, :]
+        return self.keys, self.values
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        raise NotImplementedError("repeat the cache before reserving it (reserve_kv_cache)")
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        raise NotImplementedError("select rows before reserving the cache (reserve_kv_cache)")
+
+
+def reserve_kv_cache(cache, reserve_tokens: int) -> None:
+    """Swap each plain `DynamicLayer` of `cache` for a `ReservedKVLayer` with room for `reserve_tokens` more tokens.
+
+    Other layer kinds (sliding windows, linear attention) are left as they are."""
+    for i, layer in enumerate(cache.layers):
+        if type(layer) is DynamicLayer and layer.get_seq_length() > 0:
+            cache.layers[i] = ReservedKVLayer(layer.keys, layer.values, reserve_tokens)
+
+
 @torch.no_grad()
 def generate_shared_prefix(forward, batch: dict, use_audio_in_video: bool, repeats: int, config,
-                           eos_token_ids: list[int], pad_token_id: int, temperature: float = 1.0, on_step=None):
+                           eos_token_ids: list[int], pad_token_id: int, temperature: float = 1.0, on_step=None,
+                           seeds_P: list[int] | None = None):
     """Sample `repeats` continuations of each prompt row of `batch` -> (new_tokens_BT, sampler_logp_BT).
 
     `forward` is the (prepared) PolicyForward, or a thinker to wrap in one; `config` the GenerationConfig.
     sampler_logp_BT: log-prob of each sampled token under softmax(raw logits / temperature), before suppression and
     top-p (as `Completion.logp`). on_step(raw_logits_BV, next_B), if given, sees each step's raw float32 logits (a
     caller that needs more than the sampled token's log-prob, e.g. top-k alternatives, takes it there).
+    seeds_P: one seed per prompt row; its `repeats` rows are drawn from a generator of their own, as the default
+    generator seeded with it would draw them for that prompt alone. None: every draw from the default generator.
     """
     from transformers import LogitsProcessorList
 
@@ -64,13 +123,18 @@ def generate_shared_prefix(forward, batch: dict, use_audio_in_video: bool, repea
     seq_BL = ids_PL.repeat_interleave(repeats, dim=0)  # processors may read the ids so far
     text_pos_B1 = mask_BL.sum(dim=1, keepdim=True) - 1
 
+    # Room for every token still to come: decode steps write in place instead of concatenating.
+    reserve_kv_cache(cache, config.max_new_tokens)
+    if seeds_P is not None and len(seeds_P) != ids_PL.shape[0]:
+        raise ValueError(f"{len(seeds_P)} seeds for {ids_PL.shape[0]} prompts; give one per prompt")
+    generators = None if seeds_P is None else [torch.Generator(device).manual_seed(s) for s in seeds_P]
+
     eos = torch.as_tensor(eos_token_ids, device=device)
     unfinished_B = torch.ones(seq_BL.shape[0], dtype=torch.long, device=device)
     new_tokens, logps = [], []
     for step in range(config.max_new_tokens):
         scores_BV = processors(seq_BL, logits_BV)
-        next_B = torch.multinomial(torch.softmax(scores_BV, dim=-1), num_samples=1).squeeze(1) if config.do_sample \
-            else scores_BV.argmax(dim=-1)
+        next_B = _draw(scores_BV, repeats, generators) if config.do_sample else scores_BV.argmax(dim=-1)
         next_B = next_B * unfinished_B + pad_token_id * (1 - unfinished_B)
         new_tokens.append(next_B)
         logps.append(selective_logprobs(logits_BV, next_B, temperature))
@@ -89,6 +153,16 @@ def generate_shared_prefix(forward, batch: dict, use_audio_in_video: bool, repea
                                       position_ids=position_ids, past_key_values=cache,
                                       use_audio_in_video=use_audio_in_video)
     return torch.stack(new_tokens, dim=1), torch.stack(logps, dim=1)
+
+
+def _draw(scores_BV: torch.Tensor, repeats: int, generators: list[torch.Generator] | None) -> torch.Tensor:
+    """One token per row from softmax(scores): all rows from the default generator, or each prompt's block of
+    `repeats` rows from its own generator."""
+    probs_BV = torch.softmax(scores_BV, dim=-1)
+    if generators is None:
+        return torch.multinomial(probs_BV, num_samples=1).squeeze(1)
+    return torch.cat([torch.multinomial(probs_BV[p * repeats: (p + 1) * repeats], num_samples=1, generator=g)
+                      for p, g in enumerate(generators)]).squeeze(1)
 
 
 def suffix_logits_shared(model, batch: dict, use_audio_in_video: bool, row_prompt: list[int],

@@ -126,6 +126,10 @@ class RolloutConfig:
     """Sampling temperature; log-probs are taken under the same temperature."""
     top_p: float = 1.0
     """Nucleus sampling."""
+    hf_prompts_per_batch: int = 1
+    """backend=hf: groups decoded as one batch (this many prompts x G rows, prompts of one media layout together).
+    More is faster where a decode step costs little per row (small models, CPU); the rollout's KV cache grows with
+    it (`omnivideo-r1 plan` counts it). Under FSDP / ZeRO-3 always one, so every process runs the same forwards."""
     backend: Literal["hf", "vllm"] = "hf"
     """Who samples rollouts and modality probes: hf (the trainer's own model, generate-style) or vllm (an
     OpenAI-compatible vLLM server at rollout.vllm.base_url, synced with the policy's LoRA adapter every step)."""
@@ -275,6 +279,8 @@ def _check_train_config(cfg: TrainConfig) -> list[str]:
          f"rollout.rollouts_per_prompt={r.rollouts_per_prompt}: must be >= 2 (group advantages need at least two "
          "rollouts per prompt)"),
         (r.max_new_tokens >= 1, f"rollout.max_new_tokens={r.max_new_tokens}: must be >= 1"),
+        (r.hf_prompts_per_batch >= 1, f"rollout.hf_prompts_per_batch={r.hf_prompts_per_batch}: must be >= 1 "
+         "(1: one group per sampling loop)"),
         (r.temperature > 0, f"rollout.temperature={r.temperature}: must be > 0 (GSPO samples; log-probs use it)"),
         (0.0 < r.top_p <= 1.0, f"rollout.top_p={r.top_p}: must be in (0, 1]"),
         (g.minibatches_per_rollout >= 1, f"gspo.minibatches_per_rollout={g.minibatches_per_rollout}: must be >= 1"),

@@ -455,7 +455,9 @@ def arm_config(cfg: DemoConfig, stage: str, out_dir: str, init_dir: str, train_p
         data=DataConfig(train_path=train_path, max_frames=cfg.max_frames, max_pixels=cfg.max_pixels,
                         single_sense_input=cfg.rl_single_input),
         rollout=RolloutConfig(prompts_per_step=cfg.prompts_per_step, rollouts_per_prompt=cfg.rollouts_per_prompt,
-                              max_new_tokens=cfg.max_new_tokens, temperature=cfg.rl_temperature),
+                              max_new_tokens=cfg.max_new_tokens, temperature=cfg.rl_temperature,
+                              # A tiny model on CPU: a decode step costs little per row, so all groups at once.
+                              hf_prompts_per_batch=cfg.prompts_per_step),
         gspo=GSPOConfig(minibatches_per_rollout=cfg.minibatches_per_rollout),
         optim=OptimConfig(lr=cfg.rl_lr, min_lr=cfg.rl_lr / 10),
         rewards=dict(cfg.rl_rewards_qi if stage == "qi" else cfg.rl_rewards_ma),

@@ -125,11 +125,14 @@ def answer_prefix_ids(tokenizer, completion_text: str) -> list[int] | None:
     return tokenizer.encode(completion_text[: cut + len("<answer>")], add_special_tokens=False)
 
 
-def sample_group(policy, prompt, rollout: RolloutConfig, seed: int):
-    """G completions of one prompt: its media is encoded and its prompt prefilled once, the KV cache copied G times."""
-    return policy.sample([prompt], rollouts_per_prompt=rollout.rollouts_per_prompt,
-                         max_new_tokens=rollout.max_new_tokens, temperature=rollout.temperature,
-                         top_p=rollout.top_p, generator_seed=seed, share_prefix=True)
+def sample_groups_together(policy, prompts, seeds: list[int], rollout: RolloutConfig) -> list[list[Completion]]:
+    """G completions of each prompt (one media layout), decoded as one batch, each prompt's from its own seed: its
+    media is encoded and its prompt prefilled once, the KV cache copied G times."""
+    G = rollout.rollouts_per_prompt
+    completions = policy.sample(prompts, rollouts_per_prompt=G, max_new_tokens=rollout.max_new_tokens,
+                                temperature=rollout.temperature, top_p=rollout.top_p, generator_seed=list(seeds),
+                                share_prefix=True)
+    return [completions[k * G: (k + 1) * G] for k in range(len(prompts))]
 
 
 @dataclass

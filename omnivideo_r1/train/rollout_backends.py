@@ -21,10 +21,11 @@ import shutil
 
 import torch
 
-from ..policy.prompting import Completion, PolicyPrompt
+from ..policy.forward import is_lockstep
+from ..policy.prompting import Completion, PolicyPrompt, group_by_audio_flag
 from ..schema import LETTERS
 from .config import TrainConfig
-from .rollout import sample_group
+from .rollout import sample_groups_together
 
 SERVER_SEED_RANGE = 2**31
 """Server seeds are reduced into [0, 2^31): vLLM seeds each of the n children with seed + index."""
@@ -39,7 +40,20 @@ class HFSampler:
         self.logp_temperature = cfg.rollout.temperature
 
     def sample_groups(self, prompts: list[PolicyPrompt], seeds: list[int]) -> list[list[Completion]]:
-        return [sample_group(self.policy, p, self.rollout, s) for p, s in zip(prompts, seeds)]
+        # Up to rollout.hf_prompts_per_batch groups of one media layout (use_audio_in_video is per batch) decode
+        # together, each from its own seed: a group gets the same completions whichever groups share its batch.
+        # Under a sharded engine one group per call, so every process runs the same number of sampling loops
+        # whatever its prompts' layouts.
+        per_batch = 1 if is_lockstep(self.policy.forward_module_for(None)) else self.rollout.hf_prompts_per_batch
+        out: list[list[Completion] | None] = [None] * len(prompts)
+        for rows in group_by_audio_flag(prompts).values():
+            for start in range(0, len(rows), per_batch):
+                batch = rows[start: start + per_batch]
+                completions = sample_groups_together(self.policy, [prompts[i] for i in batch],
+                                                     [seeds[i] for i in batch], self.rollout)
+                for k, i in enumerate(batch):
+                    out[i] = completions[k]
+        return out
 
     @torch.no_grad()
     def option_probs(self, prompts: dict[str, PolicyPrompt], prefixes: list[list[int]]) -> dict[str, torch.Tensor]:
