@@ -64,6 +64,20 @@ def test_shared_prefix_sampling_equals_plain_generate(policies, family, modality
         np.testing.assert_allclose(logp[row, : len(c.token_ids)].detach().numpy(), c.logp, atol=1e-4)
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("modality", ["av", "video"])
+def test_greedy_answers_equal_generate(policies, family, modality):
+    policy = policies[family]
+    prompts = [make_prompt(_sample("a"), _clip(0), modality),
+               make_prompt(_sample("b", 6, "Which colour was on screen during the high beep?"),
+                           _clip(1, frames=2, seconds=1.5), modality),
+               make_prompt(_sample("c", 3), _clip(2, frames=6), modality)]
+    new_BT, _ = policy._generate(prompts, 1, 24, True, 1.0, 1.0, None, share_prefix=False, with_logp=False)
+    plain = policy._split(new_BT, None, 1)
+    assert any(c.token_ids for c in plain)
+    assert policy.generate_text(prompts, max_new_tokens=24) == [c.text for c in plain]
+
+
 def test_shared_prefix_sampling_is_seeded_and_leaves_no_state(policies):
     policy = policies["qwen3_omni"]
     prompt = make_prompt(_sample(), _clip(0), "av")

@@ -345,8 +345,12 @@ class OmniPolicy:
 
     def generate_text(self, prompts: list[PolicyPrompt], max_new_tokens: int, greedy: bool = True,
                       temperature: float = 1.0, seed: int | None = None) -> list[str]:
-        """Decoded answers (greedy by default) for evaluation."""
-        new_BT, _ = self._generate(prompts, 1, max_new_tokens, greedy, temperature, 1.0, seed, with_logp=False)
+        """Decoded answers (greedy by default) for evaluation.
+
+        Decoded by the shared-prefix loop with one row per prompt (policy/shared_prefix.py): the same tokens as
+        `generate`, with the KV cache reserved for the whole answer instead of copied at every step."""
+        new_BT, _ = self._generate(prompts, 1, max_new_tokens, greedy, temperature, 1.0, seed, share_prefix=True,
+                                   with_logp=False)
         return [c.text for c in self._split(new_BT, None, 1)]
 
     # ------------------------------------------------------------------ scoring
