@@ -292,7 +292,7 @@ class OmniPolicy:
             raise ValueError(f"temperature must be > 0 (got {temperature}); use greedy decoding instead")
         seeds_P = seed if isinstance(seed, (list, tuple)) else None
         if seeds_P is not None and not share_prefix:
-            raise ValueError("one seed per prompt needs share_prefix=True (generate draws every row from one generator)")
+            raise ValueError("one seed per prompt needs share_prefix=True (generate draws all rows from one generator)")
         # Shared prefix: each distinct prompt is encoded and prefilled once, its KV cache copied `repeats` times.
         batch, flag = self.encode(prompts, 1 if share_prefix else repeats)
         config = self._generation_config(max_new_tokens, greedy, temperature, top_p,

@@ -6,8 +6,7 @@ config (default: the shipped FSDP2 config), and estimates the per-GPU memory of 
 (train/memory_model.py; formulas and sources in docs/memory-planning.md): persistent state, plus the larger of the
 policy update (activations + chunked logits for one forward of `micro_batch` sequences) and the rollout (KV cache
 of the G completions of rollout.hf_prompts_per_batch prompts, one under FSDP / ZeRO-3; none with
-rollout.backend=vllm, whose server has its own GPUs). It also searches the
-largest micro-batch that fits.
+rollout.backend=vllm, whose server has its own GPUs). It also searches the largest micro-batch that fits.
 """
 
 from __future__ import annotations
@@ -171,7 +170,8 @@ def plan(cfg, gpus: int, gpu_mem_gib: float, accelerate_config: str = DEFAULT_AC
     # With rollout.backend=vllm the rollouts run on the server's GPUs: the trainer's GPUs hold no KV cache.
     # backend=hf decodes hf_prompts_per_batch groups together, one under a sharded engine (rollout_backends.py).
     sharded = engine["engine"] in ("fsdp", "zero3")
-    prompts_per_batch = 1 if sharded else min(cfg.rollout.hf_prompts_per_batch, -(-cfg.rollout.prompts_per_step // gpus))
+    prompts_per_process = -(-cfg.rollout.prompts_per_step // gpus)
+    prompts_per_batch = 1 if sharded else min(cfg.rollout.hf_prompts_per_batch, prompts_per_process)
     kv = 0 if cfg.rollout.backend == "vllm" else mm.kv_cache_bytes(shape, prompts_per_batch * G, prompt + completion)
 
     def total_bytes(micro_batch: int) -> float:
