@@ -122,6 +122,8 @@ def test_groups_sampled_together_each_get_what_their_seed_gives_alone(policies, 
     assert [c.token_ids for c in swapped[:3]] != [c.token_ids for c in alone[0]]
     with pytest.raises(ValueError, match="share_prefix"):
         policy.sample(prompts[:1], 2, 4, generator_seed=[1], share_prefix=False)
+    with pytest.raises(ValueError, match="1 seeds for 2 prompts"):
+        policy.sample(prompts[:3:2], 2, 4, generator_seed=[1], share_prefix=True)
     # The trainer's sampler: any batch size, mixed layouts, the groups in the order given.
     G = dict(rollouts_per_prompt=3, max_new_tokens=20, temperature=1.0, top_p=0.95)
     for per_batch in (1, 2, 8):

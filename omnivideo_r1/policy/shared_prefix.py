@@ -46,9 +46,9 @@ class ReservedKVLayer(DynamicLayer):
     def __init__(self, keys_BHLD: torch.Tensor, values_BHLD: torch.Tensor, reserve_tokens: int) -> None:
         super().__init__()
         self.dtype, self.device = keys_BHLD.dtype, keys_BHLD.device
-        self.length = keys_BHLD.shape[-2]
-        self._keys, self._values = (self._buffer(t, self.length + reserve_tokens) for t in (keys_BHLD, values_BHLD))
-        self.keys, self.values = self._keys[..., : self.length, :], self._values[..., : self.length, :]
+        capacity = keys_BHLD.shape[-2] + reserve_tokens
+        self._keys, self._values = (self._buffer(t, capacity) for t in (keys_BHLD, values_BHLD))
+        self._set_filled(keys_BHLD.shape[-2])
         self.is_initialized = True
 
     @staticmethod
@@ -58,14 +58,18 @@ class ReservedKVLayer(DynamicLayer):
         buffer[..., :L, :] = filled_BHLD
         return buffer
 
+    def _set_filled(self, length: int) -> None:
+        """`keys` / `values`: views of the buffers' first `length` positions (what attention reads)."""
+        self.keys, self.values = self._keys[..., :length, :], self._values[..., :length, :]
+
     def update(self, key_states, value_states, *args, **kwargs):
-        end = self.length + key_states.shape[-2]
+        start = self.keys.shape[-2]
+        end = start + key_states.shape[-2]
         if end > self._keys.shape[-2]:
             self._keys, self._values = (self._buffer(t, 2 * end) for t in (self.keys, self.values))
-        self._keys[..., self.length: end, :] = key_states
-        self._values[..., self.length: end, :] = value_states
-        self.length = end
-        self.keys, self.values = self._keys[..., :end, :], self._values[..., :end, :]
+        self._keys[..., start: end, :] = key_states
+        self._values[..., start: end, :] = value_states
+        self._set_filled(end)
         return self.keys, self.values
 
     def batch_repeat_interleave(self, repeats: int) -> None:
@@ -100,6 +104,8 @@ def generate_shared_prefix(forward, batch: dict, use_audio_in_video: bool, repea
     from transformers import LogitsProcessorList
 
     ids_PL, mask_PL = batch["input_ids"], batch["attention_mask"]
+    if seeds_P is not None and len(seeds_P) != ids_PL.shape[0]:
+        raise ValueError(f"{len(seeds_P)} seeds for {ids_PL.shape[0]} prompts; give one per prompt")
     device = ids_PL.device
     forward = as_policy_forward(forward)
     lockstep = is_lockstep(forward)
@@ -125,8 +131,6 @@ def generate_shared_prefix(forward, batch: dict, use_audio_in_video: bool, repea
 
     # Room for every token still to come: decode steps write in place instead of concatenating.
     reserve_kv_cache(cache, config.max_new_tokens)
-    if seeds_P is not None and len(seeds_P) != ids_PL.shape[0]:
-        raise ValueError(f"{len(seeds_P)} seeds for {ids_PL.shape[0]} prompts; give one per prompt")
     generators = None if seeds_P is None else [torch.Generator(device).manual_seed(s) for s in seeds_P]
 
     eos = torch.as_tensor(eos_token_ids, device=device)

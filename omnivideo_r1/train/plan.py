@@ -137,7 +137,8 @@ def plan(cfg, gpus: int, gpu_mem_gib: float, accelerate_config: str = DEFAULT_AC
     trainable = sum(by_module.values())
     total = sum(p.numel() for p in model.parameters())
     engine = engine_settings(accelerate_config)
-    shard = gpus if engine["engine"] in ("fsdp", "zero3") else 1
+    sharded = engine["engine"] in ("fsdp", "zero3")
+    shard = gpus if sharded else 1
     largest_unit, unsharded, warnings = sharding_units(model, engine, DTYPES[cfg.model.dtype].itemsize)
     frozen_bytes = sum(p.numel() * p.element_size() for p in model.parameters() if not p.requires_grad)
     G = cfg.rollout.rollouts_per_prompt
@@ -169,7 +170,6 @@ def plan(cfg, gpus: int, gpu_mem_gib: float, accelerate_config: str = DEFAULT_AC
 
     # With rollout.backend=vllm the rollouts run on the server's GPUs: the trainer's GPUs hold no KV cache.
     # backend=hf decodes hf_prompts_per_batch groups together, one under a sharded engine (rollout_backends.py).
-    sharded = engine["engine"] in ("fsdp", "zero3")
     prompts_per_process = -(-cfg.rollout.prompts_per_step // gpus)
     prompts_per_batch = 1 if sharded else min(cfg.rollout.hf_prompts_per_batch, prompts_per_process)
     kv = 0 if cfg.rollout.backend == "vllm" else mm.kv_cache_bytes(shape, prompts_per_batch * G, prompt + completion)
