@@ -156,6 +156,43 @@ def test_reserved_kv_layer_holds_what_a_dynamic_layer_holds():
     first, _ = fresh.update(k[:, :, :1], v[:, :, :1])
     second, _ = fresh.update(k[:, :, :1], v[:, :, :1])
     assert first.data_ptr() == second.data_ptr() == fresh._keys.data_ptr()
+    # Rows leaving the batch keep their values and the reserve.
+    plain.batch_select_indices(torch.tensor([2, 0]))
+    reserved.batch_select_indices(torch.tensor([2, 0]))
+    assert torch.equal(reserved.keys, plain.keys) and torch.equal(reserved.values, plain.values)
+    k, v = torch.randn(2, 2, 1, 4), torch.randn(2, 2, 1, 4)
+    assert torch.equal(reserved.update(k, v)[0], plain.update(k, v)[0])
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("greedy", [False, True])
+def test_finished_rows_leaving_the_batch_change_nothing(policies, family, greedy, monkeypatch):
+    from omnivideo_r1.policy import shared_prefix
+    from omnivideo_r1.policy.shared_prefix import ReservedKVLayer, generate_shared_prefix
+
+    policy = policies[family]
+    prompts = [make_prompt(_sample(f"s{k}", 4 + k % 3), _clip(k, frames=2 + k % 3), "av") for k in range(4)]
+    batch, flag = policy.encode(prompts, 1)
+    config = policy._generation_config(24, greedy, 0.9, 1.0, output_logits=False)
+    # A tenth of the vocabulary ends a row: rows finish at many different steps.
+    vocab = policy.model.config.get_text_config().vocab_size
+    eos = [t for t in range(3, vocab, 10) if t not in policy.suppress_ids]
+    kept_rows = []
+    select = ReservedKVLayer.batch_select_indices
+    monkeypatch.setattr(ReservedKVLayer, "batch_select_indices",
+                        lambda self, idx: (kept_rows.append(len(idx)), select(self, idx))[1])
+    runs = {}
+    for leave in (False, True):
+        runs[leave] = generate_shared_prefix(policy.model, dict(batch), flag, 1 if greedy else 4, config, eos,
+                                             policy.tokenizer.pad_token_id, 0.9,
+                                             seeds_P=None if greedy else [3, 4, 5, 6], finished_leave=leave)
+    (tokens, logp), (tokens_leave, logp_leave) = runs[False], runs[True]
+    assert kept_rows and min(kept_rows) < tokens.shape[0], "no row left the batch: the test does not test leaving"
+    assert all(n <= (1 - shared_prefix.FINISHED_SHARE_TO_LEAVE) * tokens.shape[0] for n in kept_rows[:1])
+    assert torch.equal(tokens_leave, tokens)
+    ends_B = [next((i for i, t in enumerate(row.tolist()) if t in eos), len(row)) + 1 for row in tokens]
+    for row, end in enumerate(ends_B):  # log-probs only matter up to each row's end
+        torch.testing.assert_close(logp_leave[row, :end], logp[row, :end], atol=1e-5, rtol=0)
 
 
 # ---------------------------------------------------------------- shared-prefix scoring

@@ -18,7 +18,10 @@ Several prompts can be sampled in one batch, each with its own seed: its G rows 
 what a prompt gets does not depend on which prompts share its batch (up to float rounding), and equals sampling it
 alone under that seed. The key/value cache is reserved for the whole rollout after the prefill (`ReservedKVLayer`):
 a decode step writes its token in place; `DynamicCache` would copy the whole cache at every step, which costs more
-than the step's own compute once P*G rows share a batch.
+than the step's own compute once P*G rows share a batch. Finished rows leave the decode batch once they are a quarter
+of it (`FINISHED_SHARE_TO_LEAVE`): the loop runs until the longest completion ends, and without this every row would
+be computed to the end on padding. Draws and processors still see all rows (a finished row's logits are its last
+ones and its draw is discarded), so every generator draws the same random numbers as with all rows in the batch.
 
 Every model call goes through the prepared `PolicyForward` (policy/forward.py). Only the sampled token's log-prob is
 kept per step, not the (B, V) logits. Under a sharded engine (`lockstep`) a rank whose rows have all finished keeps
@@ -33,6 +36,10 @@ from transformers.cache_utils import DynamicLayer
 
 from ..algo.logprobs import selective_logprobs
 from .forward import all_ranks_done, as_policy_forward, is_lockstep, next_token_logits, thinker_of
+
+FINISHED_SHARE_TO_LEAVE = 0.25
+"""Finished rows leave the decode batch once they are this share of it. Each leave copies the rows' cache, so
+leaving at every finish would cost more than it saves; at a quarter the batch shrinks geometrically."""
 
 
 class ReservedKVLayer(DynamicLayer):
@@ -76,7 +83,10 @@ class ReservedKVLayer(DynamicLayer):
         raise NotImplementedError("repeat the cache before reserving it (reserve_kv_cache)")
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
-        raise NotImplementedError("select rows before reserving the cache (reserve_kv_cache)")
+        """Keep the rows `indices` (in that order), with the reserve: rows leaving a decode batch."""
+        filled = self.keys.shape[-2]
+        self._keys, self._values = self._keys[indices], self._values[indices]
+        self._set_filled(filled)
 
 
 def reserve_kv_cache(cache, reserve_tokens: int) -> None:
@@ -91,7 +101,7 @@ def reserve_kv_cache(cache, reserve_tokens: int) -> None:
 @torch.no_grad()
 def generate_shared_prefix(forward, batch: dict, use_audio_in_video: bool, repeats: int, config,
                            eos_token_ids: list[int], pad_token_id: int, temperature: float = 1.0, on_step=None,
-                           seeds_P: list[int] | None = None):
+                           seeds_P: list[int] | None = None, finished_leave: bool = True):
     """Sample `repeats` continuations of each prompt row of `batch` -> (new_tokens_BT, sampler_logp_BT).
 
     `forward` is the (prepared) PolicyForward, or a thinker to wrap in one; `config` the GenerationConfig.
@@ -100,6 +110,8 @@ def generate_shared_prefix(forward, batch: dict, use_audio_in_video: bool, repea
     caller that needs more than the sampled token's log-prob, e.g. top-k alternatives, takes it there).
     seeds_P: one seed per prompt row; its `repeats` rows are drawn from a generator of their own, as the default
     generator seeded with it would draw them for that prompt alone. None: every draw from the default generator.
+    finished_leave: finished rows leave the decode batch (`FINISHED_SHARE_TO_LEAVE`); the same tokens up to float
+    rounding. False keeps every row to the end (for comparisons).
     """
     from transformers import LogitsProcessorList
 
@@ -135,6 +147,9 @@ def generate_shared_prefix(forward, batch: dict, use_audio_in_video: bool, repea
 
     eos = torch.as_tensor(eos_token_ids, device=device)
     unfinished_B = torch.ones(seq_BL.shape[0], dtype=torch.long, device=device)
+    # The decode batch: rows_R[r] is the row of batch row r. `_R` tensors follow it, `_B` ones keep every row.
+    rows_R = torch.arange(seq_BL.shape[0], device=device)
+    mask_RL, text_pos_R1, deltas_R1 = mask_BL, text_pos_B1, deltas_B1
     new_tokens, logps = [], []
     for step in range(config.max_new_tokens):
         scores_BV = processors(seq_BL, logits_BV)
@@ -148,14 +163,24 @@ def generate_shared_prefix(forward, batch: dict, use_audio_in_video: bool, repea
         unfinished_B = unfinished_B * (~torch.isin(next_B, eos)).long()
         if step + 1 == config.max_new_tokens or all_ranks_done(not unfinished_B.any(), lockstep, device):
             break
-        # ---- one decode step for all P*G rows ----
-        mask_BL = torch.cat([mask_BL, torch.ones_like(mask_BL[:, :1])], dim=1)
-        text_pos_B1 = text_pos_B1 + 1
-        rope_B1 = text_pos_B1 + deltas_B1
-        position_ids = torch.stack([text_pos_B1, rope_B1, rope_B1, rope_B1])  # (4, B, 1): text, t, h, w
-        logits_BV, cache, _ = forward(next_token_logits, input_ids=next_B[:, None], attention_mask=mask_BL,
+        # ---- finished rows leave the decode batch once they are a quarter of it (a rank under lockstep whose rows
+        # have all finished keeps them: it must still run every forward) ----
+        live_R = unfinished_B[rows_R].bool()
+        n_live = int(live_R.sum())
+        if finished_leave and 0 < n_live <= (1 - FINISHED_SHARE_TO_LEAVE) * len(rows_R):
+            keep_R = live_R.nonzero().squeeze(1)
+            cache.batch_select_indices(keep_R)
+            rows_R, mask_RL, text_pos_R1, deltas_R1 = (t[keep_R] for t in (rows_R, mask_RL, text_pos_R1, deltas_R1))
+        # ---- one decode step for the rows in the batch ----
+        mask_RL = torch.cat([mask_RL, torch.ones_like(mask_RL[:, :1])], dim=1)
+        text_pos_R1 = text_pos_R1 + 1
+        rope_R1 = text_pos_R1 + deltas_R1
+        position_ids = torch.stack([text_pos_R1, rope_R1, rope_R1, rope_R1])  # (4, R, 1): text, t, h, w
+        logits_RV, cache, _ = forward(next_token_logits, input_ids=next_B[rows_R][:, None], attention_mask=mask_RL,
                                       position_ids=position_ids, past_key_values=cache,
                                       use_audio_in_video=use_audio_in_video)
+        # Rows that left keep their last logits: their draws are replaced by padding.
+        logits_BV = logits_RV if len(rows_R) == len(logits_BV) else logits_BV.index_copy(0, rows_R, logits_RV)
     return torch.stack(new_tokens, dim=1), torch.stack(logps, dim=1)
 
 
