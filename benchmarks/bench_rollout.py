@@ -16,11 +16,17 @@ sampler takes them (`rollout.hf_prompts_per_batch`):
   the reserved cache), to show what the reservation is worth once P*G rows share a loop.
 The run checks that the three sampled the same tokens.
 
+Item 1c, finished rows leaving the decode batch: the demo's packaged perception base on P questions of a freshly
+generated synthetic world (the demo's clip size and frames), G each, every prompt its own seed, all in one loop;
+completions end at different lengths, and the loop runs until the longest ends.
+- `leave`: finished rows leave the batch once they are a quarter of it (the default);
+- `keep`:  every row is computed to the end, on padding once finished (before).
+The run checks that both sampled the same tokens and reports the completions' mean and longest length.
+
     python benchmarks/bench_rollout.py [--quick]
 """
 
 from __future__ import annotations
-
 
 import torch
 
@@ -68,7 +74,7 @@ def run(quick: bool = False, threads: int = 1) -> list[tuple[str, str, str, str]
              f"{t['plain'] / t['shared']:.2f}x ({t['plain']:.2f}s -> {t['shared']:.2f}s)"),
             ("1 shared-prefix rollout", conf, "same tokens as plain paths (seed 0)", "yes" if same else "NO"),
         ]
-    return rows + step_of_groups(quick)
+    return rows + step_of_groups(quick) + finished_rows_leave(quick)
 
 
 def step_of_groups(quick: bool) -> list[tuple[str, str, str, str]]:
@@ -105,6 +111,54 @@ def step_of_groups(quick: bool) -> list[tuple[str, str, str, str]]:
         ("1b a step's groups", conf, "speed-up: reserved KV cache vs concatenated, all groups in one loop",
          f"{t['together_concat'] / t['together']:.2f}x ({t['together_concat']:.2f}s -> {t['together']:.2f}s)"),
         ("1b a step's groups", conf, "same tokens in all three", "yes" if same else "NO"),
+    ]
+
+
+def finished_rows_leave(quick: bool) -> list[tuple[str, str, str, str]]:
+    """Item 1c: finished rows leave the decode batch vs stay to the end, on the packaged base's own kind of prompt."""
+    import contextlib
+    import io
+    import os
+    import tempfile
+    from unittest import mock
+
+    from omnivideo_r1.media.cache import ClipCache
+    from omnivideo_r1.policy import shared_prefix
+    from omnivideo_r1.policy.omni import OmniPolicy
+    from omnivideo_r1.schema import read_samples
+    from omnivideo_r1.synth.world import generate_world
+    from omnivideo_r1.train.demo import PACKAGED_BASE_DIR, DemoConfig
+
+    P, G, new_tokens = (4, 8, 208) if quick else (8, 8, 208)
+    demo = DemoConfig()
+    world = os.path.join(tempfile.mkdtemp(prefix="bench_world_"), "world")
+    generate_world(world, P + 4, seed=7, config=demo.world)
+    samples = read_samples(os.path.join(world, "train.jsonl"))[:P]
+    with contextlib.redirect_stderr(io.StringIO()):
+        policy = OmniPolicy.from_pretrained(PACKAGED_BASE_DIR)
+    cache = ClipCache(1 << 28)
+    prompts = [policy.make_prompt(s, cache.get_or_load(s.video, fps=2.0, max_frames=demo.max_frames,
+                                                       max_pixels=demo.max_pixels), "av") for s in samples]
+    seeds = list(range(200, 200 + P))
+    outputs = {}
+
+    def sample(name: str, share_to_leave: float):
+        def fn():
+            with mock.patch.object(shared_prefix, "FINISHED_SHARE_TO_LEAVE", share_to_leave):
+                outputs[name] = [c.token_ids for c in policy.sample(prompts, G, new_tokens, temperature=0.7,
+                                                                    generator_seed=seeds, share_prefix=True)]
+        return fn
+
+    # A share of 1 never lets a row leave: every row to the end.
+    t = interleaved({"keep": sample("keep", 1.0), "leave": sample("leave", shared_prefix.FINISHED_SHARE_TO_LEAVE)},
+                    reps=1)
+    lengths = [len(ids) for ids in outputs["leave"]]
+    conf = (f"packaged base, {P} synthetic-world questions x G={G} ({prompt_tokens(policy, prompts[0])} prompt "
+            f"tokens), up to {new_tokens} new tokens (mean {sum(lengths) / len(lengths):.0f}, longest {max(lengths)})")
+    return [
+        ("1c finished rows leave", conf, "speed-up: finished rows leave the batch vs stay to the end",
+         f"{t['keep'] / t['leave']:.2f}x ({t['keep']:.2f}s -> {t['leave']:.2f}s)"),
+        ("1c finished rows leave", conf, "same tokens", "yes" if outputs["keep"] == outputs["leave"] else "NO"),
     ]
 
 

@@ -268,6 +268,38 @@ def test_tiny_stage_runs_and_changes_weights(tiny_setup, tmp_path, stage, ma_mod
         assert "reward/modality_attention/accuracy_audio" in rows[-1]
 
 
+@pytest.mark.slow
+def test_old_logprobs_are_the_sampling_policys_for_every_minibatch(tiny_setup, tmp_path, monkeypatch):
+    """The first minibatch takes its old log-probs from its own update pass; they must be what the policy gave before
+    any optimizer step, as the later minibatches' are (scored separately before the first step)."""
+    from omnivideo_r1.policy.omni import OmniPolicy
+    from omnivideo_r1.train import gspo_train
+
+    calls = []
+    real_loss = gspo_train.gspo_loss
+    monkeypatch.setattr(gspo_train, "gspo_loss", lambda logp_BT, old_BT, *a, **k: (
+        calls.append((logp_BT.detach().clone(), old_BT.clone())), real_loss(logp_BT, old_BT, *a, **k))[1])
+    scored = []
+    real_logprobs = OmniPolicy.logprobs
+
+    def spy(self, prompts, completion_ids, *a, **k):
+        out = real_logprobs(self, prompts, completion_ids, *a, **k)
+        if not calls and not torch.is_grad_enabled():  # the separate old-log-prob pass, before any update
+            scored.append(completion_ids)
+        return out
+
+    monkeypatch.setattr(OmniPolicy, "logprobs", spy)
+    cfg = load_config(TrainConfig, None, _overrides(tiny_setup, tmp_path / "run", steps=1))
+    gspo_train.train(cfg)
+    assert len(calls) == 4 and len(scored) == 2  # 4 groups in 2 minibatches: only the second's scored apart
+    # First minibatch (before any optimizer step): old == current, bit for bit. Second: the policy moved, and
+    # its old log-probs are still the sampling policy's, not the moved one's.
+    for logp_BT, old_BT in calls[:2]:
+        assert torch.equal(logp_BT, old_BT)
+    for logp_BT, old_BT in calls[2:]:
+        assert not torch.equal(logp_BT, old_BT)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -18,8 +18,9 @@ What is implemented, exactly:
   prompt (encoders and language model) once, its G completions attending to it (policy/grouped_prefix.py); the
   log-probs and gradients are those of G full rows.
 - Off-policy updates: the rollout batch is split into `minibatches_per_rollout` optimizer steps; old log-probs are
-  taken before the first, so from the second update on s_i != 1 and the clip acts (with a single update per
-  rollout, as in the released scripts, GSPO's clip is a no-op).
+  taken before the first (the first minibatch's from its own update pass, where they are the same values), so from
+  the second update on s_i != 1 and the clip acts (with a single update per rollout, as in the released scripts,
+  GSPO's clip is a no-op).
 - Scale-out: accelerate (DDP / FSDP2 / DeepSpeed ZeRO-3 configs in recipes/accelerate). The engine wraps one
   module and every model call (rollouts, old/reference log-probs, MA probes, the update) goes through it
   (train/distributed.py). Prompts are assigned to processes by slot, sampling is seeded per (seed, step, prompt),
@@ -133,17 +134,18 @@ def train(cfg: TrainConfig, resume: bool = False, accelerator: Accelerator | Non
         timer.start("update")
         policy.model.train()
         old_logp, gaps = {}, []
+        # The first minibatch's old log-probs are its own update pass's (no optimizer step has run yet, so they are
+        # the same values, bit for bit): only the later minibatches' groups are scored here.
+        scored_in_update = set(slots_by_minibatch[0]) if cfg.gspo.recompute_old_logp else set()
         with torch.no_grad():
             for group in groups:
-                prompts, completion_ids = [group.prompt] * G, [c.token_ids for c in group.completions]
+                if group.slot in scored_in_update:
+                    continue
                 if cfg.gspo.recompute_old_logp:
-                    logp_BT, mask_BT = policy.logprobs(prompts, completion_ids, temperature=cfg.rollout.temperature,
+                    logp_BT, mask_BT = policy.logprobs([group.prompt] * G, [c.token_ids for c in group.completions],
+                                                       temperature=cfg.rollout.temperature,
                                                        share_prefix=cfg.gspo.shared_prefix)
-                    # Train/inference consistency: the sampler's log-probs against ours at the sampler's temperature.
-                    ref_BT = logp_BT if sampler.logp_temperature == cfg.rollout.temperature else policy.logprobs(
-                        prompts, completion_ids, temperature=sampler.logp_temperature,
-                        share_prefix=cfg.gspo.shared_prefix)[0]
-                    gaps.append((sampler_logprobs(group.completions)[0] - ref_BT).abs() * mask_BT)
+                    gaps.append(_sampler_gap(policy, sampler, cfg, group, logp_BT, mask_BT))
                 else:
                     logp_BT, _ = sampler_logprobs(group.completions)
                 old_logp[group.slot] = logp_BT.detach()
@@ -159,6 +161,9 @@ def train(cfg: TrainConfig, resume: bool = False, accelerator: Accelerator | Non
                     logp_BT, mask_BT, ent_BT = policy.logprobs(prompts, completion_ids,
                                                                temperature=cfg.rollout.temperature, with_entropy=True,
                                                                model=train_model, share_prefix=cfg.gspo.shared_prefix)
+                    if slot in scored_in_update:
+                        old_logp[slot] = logp_BT.detach()
+                        gaps.append(_sampler_gap(policy, sampler, cfg, group, old_logp[slot], mask_BT))
                     ref_BT = (reference_logprobs(policy, cfg, prompts, group.completions) if cfg.gspo.beta > 0
                               else None)
                     if cfg.gspo.loss_span == "reasoning":
@@ -214,6 +219,17 @@ def train(cfg: TrainConfig, resume: bool = False, accelerator: Accelerator | Non
         save_policy(policy, final_dir, state_dict=final_weights)
     accelerator.wait_for_everyone()
     return {"final_dir": final_dir, "steps": cfg.run.steps, "media_skips": skips.counts}
+
+
+@torch.no_grad()
+def _sampler_gap(policy, sampler, cfg: TrainConfig, group, logp_BT: torch.Tensor, mask_BT: torch.Tensor):
+    """Train/inference consistency: |sampler log-prob - ours| per token at the sampler's temperature (B, T).
+
+    `logp_BT` is ours at the rollout temperature; it is scored again only where the sampler reports another."""
+    ref_BT = logp_BT if sampler.logp_temperature == cfg.rollout.temperature else policy.logprobs(
+        [group.prompt] * len(group.completions), [c.token_ids for c in group.completions],
+        temperature=sampler.logp_temperature, share_prefix=cfg.gspo.shared_prefix)[0]
+    return (sampler_logprobs(group.completions)[0] - ref_BT).abs() * mask_BT
 
 
 class _StepTimer:
