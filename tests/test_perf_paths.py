@@ -167,8 +167,10 @@ def test_reserved_kv_layer_holds_what_a_dynamic_layer_holds():
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("greedy", [False, True])
 def test_finished_rows_leaving_the_batch_change_nothing(policies, family, greedy, monkeypatch):
+    from transformers.cache_utils import Cache
+
     from omnivideo_r1.policy import shared_prefix
-    from omnivideo_r1.policy.shared_prefix import ReservedKVLayer, generate_shared_prefix
+    from omnivideo_r1.policy.shared_prefix import generate_shared_prefix
 
     policy = policies[family]
     prompts = [make_prompt(_sample(f"s{k}", 4 + k % 3), _clip(k, frames=2 + k % 3), "av") for k in range(4)]
@@ -178,8 +180,8 @@ def test_finished_rows_leaving_the_batch_change_nothing(policies, family, greedy
     vocab = policy.model.config.get_text_config().vocab_size
     eos = [t for t in range(3, vocab, 10) if t not in policy.suppress_ids]
     kept_rows = []
-    select = ReservedKVLayer.batch_select_indices
-    monkeypatch.setattr(ReservedKVLayer, "batch_select_indices",
+    select = Cache.batch_select_indices
+    monkeypatch.setattr(Cache, "batch_select_indices",
                         lambda self, idx: (kept_rows.append(len(idx)), select(self, idx))[1])
     runs = {}
     for leave in (False, True):

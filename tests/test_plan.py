@@ -88,6 +88,14 @@ def test_plan_counts_the_kv_cache_of_the_groups_decoded_together(capsys):
     assert kv["ddp", 16] == kv["ddp", 4]
     # Under FSDP the sampler decodes one group per loop whatever the setting (every rank runs the same forwards).
     assert kv["fsdp", 1] == kv["fsdp", 4] == kv["fsdp", 16] == kv["ddp", 1]
+    # The prompt's keys are held once per group, each row's generated tokens apart: 8 more rows (G 8 -> 16) add
+    # 8 x 2048 new tokens of cache (bf16 keys and values of every layer), not 8 more copies of the prompt.
+    more_rows = _plan(capsys, *args, "rollout.rollouts_per_prompt=16", "rollout.hf_prompts_per_batch=1", "--gpus", "8",
+                      "--accelerate-config", ddp)["memory_gib"]["kv_cache"]
+    with open(os.path.join(QWEN3, "config.json")) as fh:
+        text = json.load(fh)["thinker_config"]["text_config"]
+    per_token = text["num_hidden_layers"] * 2 * text["num_key_value_heads"] * text["head_dim"] * 2
+    assert more_rows - kv["ddp", 1] == pytest.approx(8 * 2048 * per_token / 2**30, abs=0.01)
 
 
 # ---------------------------------------------------------------- the activation formula against a real layer

@@ -2,8 +2,10 @@
 
 `generate(num_return_sequences=G)` (or G repeated rows) runs the vision and audio encoders and the whole prompt
 prefill G times for identical rows; for omni prompts of thousands of tokens that prefill dominates a rollout. Here
-the P distinct prompts are prefilled once (batch P), the cache and the last-position logits are repeated G times
-along the batch (row order p0 x G, p1 x G, ... as the plain path), and decoding continues token by token.
+the P distinct prompts are prefilled once (batch P), the last-position logits are repeated G times along the batch
+(row order p0 x G, p1 x G, ... as the plain path), and decoding continues token by token. The prompt's keys and
+values stay once per prompt: decode attention reads them once for its G rows (policy/prefix_attention.py); only
+where a layer is not plain full attention (sliding window, linear attention) is the cache copied to every row.
 
 Faithfulness to `generate`: the logits processors are built by the model's own `_get_logits_processor` from the same
 GenerationConfig (suppressed ids, temperature, top-p, in generate's order), the draw is the same
@@ -16,11 +18,11 @@ draw exactly at a CDF boundary may flip; teacher-forced log-probs of the sampled
 
 Several prompts can be sampled in one batch, each with its own seed: its G rows are drawn from its own generator, so
 what a prompt gets does not depend on which prompts share its batch (up to float rounding), and equals sampling it
-alone under that seed. The key/value cache is reserved for the whole rollout after the prefill (`ReservedKVLayer`):
-a decode step writes its token in place; `DynamicCache` would copy the whole cache at every step, which costs more
-than the step's own compute once P*G rows share a batch. Finished rows leave the decode batch once they are a quarter
-of it (`FINISHED_SHARE_TO_LEAVE`): the loop runs until the longest completion ends, and without this every row would
-be computed to the end on padding. Draws and processors still see all rows (a finished row's logits are its last
+alone under that seed. The rows' key/value buffers are reserved for the whole rollout after the prefill (here
+`ReservedKVLayer` on the copied path, `PrefixSharedKVLayer` otherwise): a decode step writes its token in place;
+`DynamicCache` would copy the whole cache at every step, which costs more than the step's own compute once P*G rows
+share a batch. Finished rows leave the decode batch once they are a quarter of it (`FINISHED_SHARE_TO_LEAVE`): the
+loop runs until the longest completion ends, and without this every row would be computed to the end on padding. Draws and processors still see all rows (a finished row's logits are its last
 ones and its draw is discarded), so every generator draws the same random numbers as with all rows in the batch.
 
 Every model call goes through the prepared `PolicyForward` (policy/forward.py). Only the sampled token's log-prob is
@@ -31,11 +33,14 @@ forwards.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import torch
 from transformers.cache_utils import DynamicLayer
 
 from ..algo.logprobs import selective_logprobs
 from .forward import all_ranks_done, as_policy_forward, is_lockstep, next_token_logits, thinker_of
+from .prefix_attention import prefix_shared_decoding, share_prefix_cache
 
 FINISHED_SHARE_TO_LEAVE = 0.25
 """Finished rows leave the decode batch once they are this share of it. Each leave copies the rows' cache, so
@@ -132,17 +137,20 @@ def generate_shared_prefix(forward, batch: dict, use_audio_in_video: bool, repea
     if deltas_P1 is None:
         raise RuntimeError("the prefill did not set rope_deltas; this thinker class is not supported by "
                            "the shared-prefix sampler (use share_prefix=False)")
-    # ---- copy the prompt state G times: rows p0 x G, p1 x G, ... ----
-    if repeats > 1:
+    # ---- rows p0 x G, p1 x G, ...: the prompt's keys and values are read once for its G rows (decode attention in
+    # policy/prefix_attention.py), or copied G times where a layer is not a plain full-attention one ----
+    prompt_B = torch.arange(ids_PL.shape[0], device=device).repeat_interleave(repeats)
+    prefix_shared = share_prefix_cache(cache, mask_PL, prompt_B, config.max_new_tokens)
+    if not prefix_shared:
         cache.batch_repeat_interleave(repeats)
-        logits_BV = logits_BV.repeat_interleave(repeats, dim=0)
+        # Room for every token still to come: decode steps write in place instead of concatenating.
+        reserve_kv_cache(cache, config.max_new_tokens)
+    logits_BV = logits_BV.repeat_interleave(repeats, dim=0)
     mask_BL = mask_PL.repeat_interleave(repeats, dim=0)
     deltas_B1 = deltas_P1.to(device).repeat_interleave(repeats, dim=0)
     seq_BL = ids_PL.repeat_interleave(repeats, dim=0)  # processors may read the ids so far
     text_pos_B1 = mask_BL.sum(dim=1, keepdim=True) - 1
 
-    # Room for every token still to come: decode steps write in place instead of concatenating.
-    reserve_kv_cache(cache, config.max_new_tokens)
     generators = None if seeds_P is None else [torch.Generator(device).manual_seed(s) for s in seeds_P]
 
     eos = torch.as_tensor(eos_token_ids, device=device)
@@ -176,9 +184,10 @@ def generate_shared_prefix(forward, batch: dict, use_audio_in_video: bool, repea
         text_pos_R1 = text_pos_R1 + 1
         rope_R1 = text_pos_R1 + deltas_R1
         position_ids = torch.stack([text_pos_R1, rope_R1, rope_R1, rope_R1])  # (4, R, 1): text, t, h, w
-        logits_RV, cache, _ = forward(next_token_logits, input_ids=next_B[rows_R][:, None], attention_mask=mask_RL,
-                                      position_ids=position_ids, past_key_values=cache,
-                                      use_audio_in_video=use_audio_in_video)
+        with prefix_shared_decoding(thinker.model) if prefix_shared else nullcontext():
+            logits_RV, cache, _ = forward(next_token_logits, input_ids=next_B[rows_R][:, None],
+                                          attention_mask=mask_RL, position_ids=position_ids, past_key_values=cache,
+                                          use_audio_in_video=use_audio_in_video)
         # Rows that left keep their last logits: their draws are replaced by padding.
         logits_BV = logits_RV if len(rows_R) == len(logits_BV) else logits_BV.index_copy(0, rows_R, logits_RV)
     return torch.stack(new_tokens, dim=1), torch.stack(logps, dim=1)

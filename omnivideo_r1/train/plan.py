@@ -169,10 +169,13 @@ def plan(cfg, gpus: int, gpu_mem_gib: float, accelerate_config: str = DEFAULT_AC
                 "logits": mm.logits_bytes(shape.vocab, chunk, micro_batch * completion, shape.hidden)}
 
     # With rollout.backend=vllm the rollouts run on the server's GPUs: the trainer's GPUs hold no KV cache.
-    # backend=hf decodes hf_prompts_per_batch groups together, one under a sharded engine (rollout_backends.py).
+    # backend=hf decodes hf_prompts_per_batch groups together, one under a sharded engine (rollout_backends.py);
+    # each prompt's keys and values are held once for its G rows (policy/prefix_attention.py), each row's own tokens
+    # apart.
     prompts_per_process = -(-cfg.rollout.prompts_per_step // gpus)
     prompts_per_batch = 1 if sharded else min(cfg.rollout.hf_prompts_per_batch, prompts_per_process)
-    kv = 0 if cfg.rollout.backend == "vllm" else mm.kv_cache_bytes(shape, prompts_per_batch * G, prompt + completion)
+    kv = 0 if cfg.rollout.backend == "vllm" else (mm.kv_cache_bytes(shape, prompts_per_batch, prompt)
+                                                  + mm.kv_cache_bytes(shape, prompts_per_batch * G, completion))
 
     def total_bytes(micro_batch: int) -> float:
         return sum(persistent.values()) + max(sum(update_bytes(micro_batch).values()), kv)

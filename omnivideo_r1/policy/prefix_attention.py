@@ -1,0 +1,178 @@
+"""Decode-step attention that reads each prompt's keys and values once for its G rows (shared-prefix sampling).
+
+In group sampling the G rows of a prompt share the prompt's keys and values; a plain cache holds G copies and
+attention reads each copy (P*G rows x prompt length per layer and token, the largest memory read of a CPU decode
+step). Here a layer keeps the prompt part once per prompt (`PrefixSharedKVLayer`) and each row's generated part
+apart, and `prefix_shared_attention` computes softmax attention over the two parts and merges them by their
+log-sum-exp:
+
+    o = (e^(m1 - m) * sum_j e^(s1_j - m1) v1_j + e^(m2 - m) * sum_j e^(s2_j - m2) v2_j)
+        / (e^(m1 - m) * l1 + e^(m2 - m) * l2),  m = max(m1, m2), l = sum_j e^(s_j - m_.)
+
+which is softmax over the concatenated keys: the same values as one attention over G copies, up to float rounding.
+
+Plumbing: the layer's `update` returns `PrefixSplit` records instead of tensors, and the attention function
+registered under ATTENTION_NAME reads them (any plain tensor goes to transformers' SDPA). The decode loop switches the
+language model's `_attn_implementation` to ATTENTION_NAME for its decode steps only (`prefix_shared_decoding`); the
+mask function registered under the same name returns None, as the prompt's padding mask travels in the records and a
+single decode query attends to every earlier generated token of its row.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import NamedTuple
+
+import torch
+from transformers import AttentionInterface
+from transformers.cache_utils import DynamicLayer
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import AttentionMaskInterface
+
+ATTENTION_NAME = "omnivideo_prefix_shared"
+
+
+class PrefixSplit(NamedTuple):
+    """What a `PrefixSharedKVLayer` hands attention for keys (or values): the two parts and how rows map to prompts."""
+
+    prefix_PHLD: torch.Tensor
+    """The prompts' keys (values), once per prompt: (P, kv heads, prompt length, head dim)."""
+    suffix_RHTD: torch.Tensor
+    """Each row's generated tokens' keys (values): (R, kv heads, tokens so far, head dim)."""
+    prompt_R: torch.Tensor
+    """The prompt of each row (long, R); rows of one prompt are contiguous and in prompt order."""
+    prefix_mask_PL: torch.Tensor
+    """1 where the prompt has a token, 0 on its left padding (P, prompt length)."""
+
+
+class PrefixSharedKVLayer(DynamicLayer):
+    """One layer's cache for shared-prefix decoding: the prompt part once per prompt, the generated part per row in a
+    buffer reserved for `reserve_tokens` (doubled if outgrown); `update` returns `PrefixSplit` records."""
+
+    def __init__(self, keys_PHLD: torch.Tensor, values_PHLD: torch.Tensor, prefix_mask_PL: torch.Tensor,
+                 prompt_R: torch.Tensor, reserve_tokens: int) -> None:
+        super().__init__()
+        self.dtype, self.device = keys_PHLD.dtype, keys_PHLD.device
+        self.prefix_keys, self.prefix_values, self.prefix_mask = keys_PHLD, values_PHLD, prefix_mask_PL
+        self.prompt_R = prompt_R
+        _, H, _, D = keys_PHLD.shape
+        self._keys = keys_PHLD.new_empty(len(prompt_R), H, max(1, reserve_tokens), D)
+        self._values = torch.empty_like(self._keys)
+        self.filled = 0
+        self._set_filled(0)
+        self.is_initialized = True
+
+    def _set_filled(self, length: int) -> None:
+        """`keys` / `values` (as on any layer): views of the rows' generated part."""
+        self.filled = length
+        self.keys, self.values = self._keys[..., :length, :], self._values[..., :length, :]
+
+    def update(self, key_states, value_states, *args, **kwargs):
+        start, end = self.filled, self.filled + key_states.shape[-2]
+        if end > self._keys.shape[-2]:
+            grown = [t.new_empty(t.shape[0], t.shape[1], 2 * end, t.shape[3]) for t in (self._keys, self._values)]
+            for new, old in zip(grown, (self._keys, self._values)):
+                new[..., :start, :] = old[..., :start, :]
+            self._keys, self._values = grown
+        self._keys[..., start: end, :] = key_states
+        self._values[..., start: end, :] = value_states
+        self._set_filled(end)
+        return (PrefixSplit(self.prefix_keys, self.keys, self.prompt_R, self.prefix_mask),
+                PrefixSplit(self.prefix_values, self.values, self.prompt_R, self.prefix_mask))
+
+    def get_seq_length(self) -> int:
+        return self.prefix_keys.shape[-2] + self.filled
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        """Keep the rows `indices` (in order): rows leaving a decode batch. The prompt parts stay as they are."""
+        self._keys, self._values, self.prompt_R = self._keys[indices], self._values[indices], self.prompt_R[indices]
+        self._set_filled(self.filled)
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        raise NotImplementedError("rows are given when the layer is built (prompt_R)")
+
+
+def share_prefix_cache(cache, prefix_mask_PL: torch.Tensor, prompt_R: torch.Tensor, reserve_tokens: int) -> bool:
+    """Swap every layer of the prefilled `cache` (P prompt rows) for a `PrefixSharedKVLayer` feeding rows `prompt_R`.
+
+    Only when every layer is a plain `DynamicLayer` (no sliding windows, no linear attention): returns whether it
+    swapped; if not, the cache is untouched and the caller repeats it per row."""
+    if not all(type(layer) is DynamicLayer and layer.get_seq_length() > 0 for layer in cache.layers):
+        return False
+    for i, layer in enumerate(cache.layers):
+        cache.layers[i] = PrefixSharedKVLayer(layer.keys, layer.values, prefix_mask_PL, prompt_R, reserve_tokens)
+    return True
+
+
+def prefix_shared_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+    """Attention of decode queries (R, heads, 1, D) over `PrefixSplit` keys / values -> ((R, 1, heads, D), None).
+
+    Plain tensors (prefill, scoring) go to transformers' SDPA attention unchanged."""
+    if not isinstance(key, PrefixSplit):
+        return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout,
+                                      **kwargs)
+    R, H, Q, D = query.shape
+    if Q != 1:
+        raise ValueError(f"prefix-shared attention takes one query token per row (got {Q})")
+    dtype = query.dtype
+    if dtype != torch.float32:  # softmax parts and their merge in float32, as SDPA accumulates
+        query, key, value = query.float(), _float(key), _float(value)
+    P, KVH, Lp, _ = key.prefix_PHLD.shape
+    n_rep = H // KVH  # query head h reads kv head h // n_rep (grouped-query attention)
+    scale = scaling if scaling is not None else D ** -0.5
+    q_R_K_N_D = query[:, :, 0].reshape(R, KVH, n_rep, D)
+
+    # Prompt part: each prompt's rows as one block of queries against its keys (read once, not once per row).
+    counts_P = torch.bincount(key.prompt_R, minlength=P)
+    width = int(counts_P.max())
+    first_P = torch.cumsum(counts_P, 0) - counts_P
+    slot_R = torch.arange(R, device=query.device) - first_P[key.prompt_R]
+    q_PWKND = query.new_zeros(P, width, KVH, n_rep, D)
+    q_PWKND[key.prompt_R, slot_R] = q_R_K_N_D
+    q_PKMD = q_PWKND.permute(0, 2, 1, 3, 4).reshape(P, KVH, width * n_rep, D)  # M = width * n_rep queries
+    s1_PKML = (q_PKMD @ key.prefix_PHLD.transpose(-1, -2)) * scale
+    s1_PKML = s1_PKML.masked_fill(~key.prefix_mask_PL.bool()[:, None, None, :], float("-inf"))
+    m1_PKM1 = s1_PKML.amax(dim=-1, keepdim=True)
+    e1_PKML = torch.exp(s1_PKML - m1_PKM1)
+    l1_PKM1 = e1_PKML.sum(dim=-1, keepdim=True)
+    o1_PKMD = e1_PKML @ value.prefix_PHLD
+
+    def per_row(t_PKMX):  # (P, KVH, width * n_rep, X) -> (R, KVH, n_rep, X)
+        t = t_PKMX.reshape(P, KVH, width, n_rep, -1).permute(0, 2, 1, 3, 4)
+        return t[key.prompt_R, slot_R]
+
+    m1, l1, o1 = per_row(m1_PKM1), per_row(l1_PKM1), per_row(o1_PKMD)
+    # Generated part: each row against its own tokens (all of them earlier than the query).
+    s2_RKNT = (q_R_K_N_D @ key.suffix_RHTD.transpose(-1, -2)) * scale
+    m2 = s2_RKNT.amax(dim=-1, keepdim=True)
+    e2_RKNT = torch.exp(s2_RKNT - m2)
+    l2, o2 = e2_RKNT.sum(dim=-1, keepdim=True), e2_RKNT @ value.suffix_RHTD
+    # Merge the two softmax parts by their log-sum-exp.
+    m = torch.maximum(m1, m2)
+    w1, w2 = torch.exp(m1 - m), torch.exp(m2 - m)
+    out_RKND = (w1 * o1 + w2 * o2) / (w1 * l1 + w2 * l2)
+    return out_RKND.reshape(R, 1, H, D).to(dtype), None
+
+
+def _float(split: PrefixSplit) -> PrefixSplit:
+    return split._replace(prefix_PHLD=split.prefix_PHLD.float(), suffix_RHTD=split.suffix_RHTD.float())
+
+
+def _no_mask(*args, **kwargs):
+    return None
+
+
+AttentionInterface.register(ATTENTION_NAME, prefix_shared_attention)
+AttentionMaskInterface.register(ATTENTION_NAME, _no_mask)
+
+
+@contextmanager
+def prefix_shared_decoding(language_model):
+    """The language model's attention goes through `prefix_shared_attention` inside the block (decode steps)."""
+    config = language_model.config
+    before = config._attn_implementation
+    config._attn_implementation = ATTENTION_NAME
+    try:
+        yield
+    finally:
+        config._attn_implementation = before
