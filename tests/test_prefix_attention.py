@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 from transformers.cache_utils import DynamicLayer
 
-from omnivideo_r1.policy.prefix_attention import PrefixSharedKVLayer, PrefixSplit, prefix_shared_attention
+from omnivideo_r1.policy.prefix_attention import (PrefixSharedKVLayer, PrefixSplit, prefix_shared_attention,
+                                                   row_layout)
 
 
 class _Module(torch.nn.Module):
@@ -43,10 +44,21 @@ def test_prefix_shared_attention_equals_attention_over_full_copies(dtype):
     prefix_k[0, :, 0] = 100 * query[0, :2, 0].mean(0)
     want = _reference(query, prefix_k, prefix_v, suffix_k, suffix_v, prompt_R, prefix_mask_PL, 0.3)
     cast = [t.to(dtype) for t in (query, prefix_k, prefix_v, suffix_k, suffix_v)]
-    got, _ = prefix_shared_attention(_Module(), cast[0], PrefixSplit(cast[1], cast[3], prompt_R, prefix_mask_PL),
-                                     PrefixSplit(cast[2], cast[4], prompt_R, prefix_mask_PL), None, scaling=0.3)
+    layout = row_layout(prompt_R, prefix_mask_PL)
+    assert not layout.full
+    got, _ = prefix_shared_attention(_Module(), cast[0], PrefixSplit(cast[1], cast[3], layout),
+                                     PrefixSplit(cast[2], cast[4], layout), None, scaling=0.3)
     assert got.shape == (R, 1, H, D) and got.dtype == dtype
     torch.testing.assert_close(got.float(), want, atol=1e-5 if dtype == torch.float32 else 3e-2, rtol=0)
+    # Every prompt with all its rows (before any leaves): the reshaped layout.
+    full_R = torch.tensor([0, 0, 1, 1, 2, 2])
+    layout = row_layout(full_R, prefix_mask_PL)
+    assert layout.full and layout.width == 2
+    q6, sk6, sv6 = torch.randn(6, H, 1, D), torch.randn(6, KVH, T, D), torch.randn(6, KVH, T, D)
+    got, _ = prefix_shared_attention(_Module(), q6, PrefixSplit(prefix_k, sk6, layout),
+                                     PrefixSplit(prefix_v, sv6, layout), None, scaling=0.3)
+    want = _reference(q6, prefix_k, prefix_v, sk6, sv6, full_R, prefix_mask_PL, 0.3)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
 
 
 def test_prefix_shared_attention_passes_plain_tensors_to_sdpa():
@@ -80,9 +92,9 @@ def test_prefix_shared_layer_holds_what_a_layer_of_copies_holds():
         split_k, split_v = shared.update(k, v)
         assert shared.get_seq_length() == copies.get_seq_length() == Lp + step + 1
         assert shared.get_mask_sizes(1) == copies.get_mask_sizes(1)
-        assert torch.equal(split_k.prompt_R, rows)
+        assert torch.equal(split_k.layout.prompt_R, rows)
         for split, want in ((split_k, want_k), (split_v, want_v)):
-            assert torch.equal(torch.cat([split.prefix_PHLD[split.prompt_R], split.suffix_RHTD], dim=2), want)
+            assert torch.equal(torch.cat([split.prefix_PHLD[split.layout.prompt_R], split.suffix_RHTD], dim=2), want)
 
 
 def test_tiny_models_sample_through_the_prefix_shared_path(tiny_dirs, monkeypatch):

@@ -32,6 +32,32 @@ from transformers.masking_utils import AttentionMaskInterface
 ATTENTION_NAME = "omnivideo_prefix_shared"
 
 
+class RowLayout(NamedTuple):
+    """How the decode batch's rows map to prompts, computed once per batch (not per layer and step)."""
+
+    prompt_R: torch.Tensor
+    """The prompt of each row (long, R); rows of one prompt are contiguous and in prompt order."""
+    slot_R: torch.Tensor
+    """Each row's place among its prompt's rows (long, R)."""
+    width: int
+    """The most rows any prompt has."""
+    full: bool
+    """Every prompt has `width` rows, in order: rows and (prompt, slot) blocks are the same layout (a reshape)."""
+    prefix_bias_P11L: torch.Tensor
+    """0 where the prompt has a token, -inf on its left padding (P, 1, 1, prompt length), added to the scores."""
+
+
+def row_layout(prompt_R: torch.Tensor, prefix_mask_PL: torch.Tensor) -> RowLayout:
+    P = prefix_mask_PL.shape[0]
+    counts_P = torch.bincount(prompt_R, minlength=P)
+    first_P = torch.cumsum(counts_P, 0) - counts_P
+    slot_R = torch.arange(len(prompt_R), device=prompt_R.device) - first_P[prompt_R]
+    width = int(counts_P.max())
+    bias = torch.zeros(prefix_mask_PL.shape, dtype=torch.float32, device=prefix_mask_PL.device)
+    bias = bias.masked_fill(~prefix_mask_PL.bool(), float("-inf"))[:, None, None, :]
+    return RowLayout(prompt_R, slot_R, width, bool((counts_P == width).all()), bias)
+
+
 class PrefixSplit(NamedTuple):
     """What a `PrefixSharedKVLayer` hands attention for keys (or values): the two parts and how rows map to prompts."""
 
@@ -39,10 +65,7 @@ class PrefixSplit(NamedTuple):
     """The prompts' keys (values), once per prompt: (P, kv heads, prompt length, head dim)."""
     suffix_RHTD: torch.Tensor
     """Each row's generated tokens' keys (values): (R, kv heads, tokens so far, head dim)."""
-    prompt_R: torch.Tensor
-    """The prompt of each row (long, R); rows of one prompt are contiguous and in prompt order."""
-    prefix_mask_PL: torch.Tensor
-    """1 where the prompt has a token, 0 on its left padding (P, prompt length)."""
+    layout: RowLayout
 
 
 class PrefixSharedKVLayer(DynamicLayer):
@@ -54,11 +77,10 @@ class PrefixSharedKVLayer(DynamicLayer):
         super().__init__()
         self.dtype, self.device = keys_PHLD.dtype, keys_PHLD.device
         self.prefix_keys, self.prefix_values, self.prefix_mask = keys_PHLD, values_PHLD, prefix_mask_PL
-        self.prompt_R = prompt_R
+        self.layout = row_layout(prompt_R, prefix_mask_PL)
         _, H, _, D = keys_PHLD.shape
         self._keys = keys_PHLD.new_empty(len(prompt_R), H, max(1, reserve_tokens), D)
         self._values = torch.empty_like(self._keys)
-        self.filled = 0
         self._set_filled(0)
         self.is_initialized = True
 
@@ -77,15 +99,16 @@ class PrefixSharedKVLayer(DynamicLayer):
         self._keys[..., start: end, :] = key_states
         self._values[..., start: end, :] = value_states
         self._set_filled(end)
-        return (PrefixSplit(self.prefix_keys, self.keys, self.prompt_R, self.prefix_mask),
-                PrefixSplit(self.prefix_values, self.values, self.prompt_R, self.prefix_mask))
+        return (PrefixSplit(self.prefix_keys, self.keys, self.layout),
+                PrefixSplit(self.prefix_values, self.values, self.layout))
 
     def get_seq_length(self) -> int:
         return self.prefix_keys.shape[-2] + self.filled
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
         """Keep the rows `indices` (in order): rows leaving a decode batch. The prompt parts stay as they are."""
-        self._keys, self._values, self.prompt_R = self._keys[indices], self._values[indices], self.prompt_R[indices]
+        self._keys, self._values = self._keys[indices], self._values[indices]
+        self.layout = row_layout(self.layout.prompt_R[indices], self.prefix_mask)
         self._set_filled(self.filled)
 
     def batch_repeat_interleave(self, repeats: int) -> None:
@@ -120,33 +143,33 @@ def prefix_shared_attention(module, query, key, value, attention_mask, scaling=N
     P, KVH, Lp, _ = key.prefix_PHLD.shape
     n_rep = H // KVH  # query head h reads kv head h // n_rep (grouped-query attention)
     scale = scaling if scaling is not None else D ** -0.5
-    q_R_K_N_D = query[:, :, 0].reshape(R, KVH, n_rep, D)
+    rows, W = key.layout, key.layout.width
+    q_RKND = query[:, :, 0].reshape(R, KVH, n_rep, D)
 
-    # Prompt part: each prompt's rows as one block of queries against its keys (read once, not once per row).
-    counts_P = torch.bincount(key.prompt_R, minlength=P)
-    width = int(counts_P.max())
-    first_P = torch.cumsum(counts_P, 0) - counts_P
-    slot_R = torch.arange(R, device=query.device) - first_P[key.prompt_R]
-    q_PWKND = query.new_zeros(P, width, KVH, n_rep, D)
-    q_PWKND[key.prompt_R, slot_R] = q_R_K_N_D
-    q_PKMD = q_PWKND.permute(0, 2, 1, 3, 4).reshape(P, KVH, width * n_rep, D)  # M = width * n_rep queries
-    s1_PKML = (q_PKMD @ key.prefix_PHLD.transpose(-1, -2)) * scale
-    s1_PKML = s1_PKML.masked_fill(~key.prefix_mask_PL.bool()[:, None, None, :], float("-inf"))
-    m1_PKM1 = s1_PKML.amax(dim=-1, keepdim=True)
-    e1_PKML = torch.exp(s1_PKML - m1_PKM1)
-    l1_PKM1 = e1_PKML.sum(dim=-1, keepdim=True)
-    o1_PKMD = e1_PKML @ value.prefix_PHLD
+    # Prompt part: each prompt's rows as one block of W * n_rep queries against its keys, read once (not per row).
+    if rows.full:
+        q_PWKND = q_RKND.reshape(P, W, KVH, n_rep, D)
+    else:
+        q_PWKND = query.new_zeros(P, W, KVH, n_rep, D)
+        q_PWKND[rows.prompt_R, rows.slot_R] = q_RKND
+    q_PKMD = q_PWKND.permute(0, 2, 1, 3, 4).reshape(P, KVH, W * n_rep, D)
+    s1_PKML = torch.baddbmm(rows.prefix_bias_P11L.expand(P, KVH, 1, Lp).reshape(P * KVH, 1, Lp),
+                            q_PKMD.reshape(P * KVH, W * n_rep, D),
+                            key.prefix_PHLD.reshape(P * KVH, Lp, D).transpose(1, 2), alpha=scale)
+    m1 = s1_PKML.amax(dim=-1, keepdim=True)
+    e1 = torch.exp(s1_PKML - m1)
+    l1, o1 = e1.sum(dim=-1, keepdim=True), torch.bmm(e1, value.prefix_PHLD.reshape(P * KVH, Lp, D))
 
-    def per_row(t_PKMX):  # (P, KVH, width * n_rep, X) -> (R, KVH, n_rep, X)
-        t = t_PKMX.reshape(P, KVH, width, n_rep, -1).permute(0, 2, 1, 3, 4)
-        return t[key.prompt_R, slot_R]
+    def per_row(t):  # (P * KVH, W * n_rep, X) -> (R, KVH, n_rep, X)
+        t = t.reshape(P, KVH, W, n_rep, -1).permute(0, 2, 1, 3, 4)
+        return t.reshape(R, KVH, n_rep, -1) if rows.full else t[rows.prompt_R, rows.slot_R]
 
-    m1, l1, o1 = per_row(m1_PKM1), per_row(l1_PKM1), per_row(o1_PKMD)
+    m1, l1, o1 = per_row(m1), per_row(l1), per_row(o1)
     # Generated part: each row against its own tokens (all of them earlier than the query).
-    s2_RKNT = (q_R_K_N_D @ key.suffix_RHTD.transpose(-1, -2)) * scale
-    m2 = s2_RKNT.amax(dim=-1, keepdim=True)
-    e2_RKNT = torch.exp(s2_RKNT - m2)
-    l2, o2 = e2_RKNT.sum(dim=-1, keepdim=True), e2_RKNT @ value.suffix_RHTD
+    s2 = (q_RKND @ key.suffix_RHTD.transpose(-1, -2)) * scale
+    m2 = s2.amax(dim=-1, keepdim=True)
+    e2 = torch.exp(s2 - m2)
+    l2, o2 = e2.sum(dim=-1, keepdim=True), e2 @ value.suffix_RHTD
     # Merge the two softmax parts by their log-sum-exp.
     m = torch.maximum(m1, m2)
     w1, w2 = torch.exp(m1 - m), torch.exp(m2 - m)

@@ -22,8 +22,9 @@ alone under that seed. The rows' key/value buffers are reserved for the whole ro
 `ReservedKVLayer` on the copied path, `PrefixSharedKVLayer` otherwise): a decode step writes its token in place;
 `DynamicCache` would copy the whole cache at every step, which costs more than the step's own compute once P*G rows
 share a batch. Finished rows leave the decode batch once they are a quarter of it (`FINISHED_SHARE_TO_LEAVE`): the
-loop runs until the longest completion ends, and without this every row would be computed to the end on padding. Draws and processors still see all rows (a finished row's logits are its last
-ones and its draw is discarded), so every generator draws the same random numbers as with all rows in the batch.
+loop runs until the longest completion ends, and without this every row would be computed to the end on padding.
+Draws and processors still see all rows (a finished row's logits are its last ones and its draw is discarded), so
+every generator draws the same random numbers as with all rows in the batch.
 
 Every model call goes through the prepared `PolicyForward` (policy/forward.py). Only the sampled token's log-prob is
 kept per step, not the (B, V) logits. Under a sharded engine (`lockstep`) a rank whose rows have all finished keeps
@@ -140,7 +141,8 @@ def generate_shared_prefix(forward, batch: dict, use_audio_in_video: bool, repea
     # ---- rows p0 x G, p1 x G, ...: the prompt's keys and values are read once for its G rows (decode attention in
     # policy/prefix_attention.py), or copied G times where a layer is not a plain full-attention one ----
     prompt_B = torch.arange(ids_PL.shape[0], device=device).repeat_interleave(repeats)
-    prefix_shared = share_prefix_cache(cache, mask_PL, prompt_B, config.max_new_tokens)
+    # One row per prompt (greedy evaluation) has nothing to share: its cache is used as it is.
+    prefix_shared = repeats > 1 and share_prefix_cache(cache, mask_PL, prompt_B, config.max_new_tokens)
     if not prefix_shared:
         cache.batch_repeat_interleave(repeats)
         # Room for every token still to come: decode steps write in place instead of concatenating.
