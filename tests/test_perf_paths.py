@@ -136,7 +136,7 @@ def test_groups_sampled_together_each_get_what_their_seed_gives_alone(policies, 
 def test_reserved_kv_layer_holds_what_a_dynamic_layer_holds():
     from transformers.cache_utils import DynamicLayer
 
-    from omnivideo_r1.policy.shared_prefix import ReservedKVLayer
+    from omnivideo_r1.policy.prefix_attention import ReservedKVLayer
 
     torch.manual_seed(0)
     prompt_k, prompt_v = torch.randn(3, 2, 5, 4), torch.randn(3, 2, 5, 4)

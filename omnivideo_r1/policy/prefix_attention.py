@@ -11,6 +11,10 @@ log-sum-exp:
 
 which is softmax over the concatenated keys: the same values as one attention over G copies, up to float rounding.
 
+Both decode caches live here: `ReservedKVLayer` (every row's whole cache in buffers reserved for the rollout, written
+in place; the copied path) and `PrefixSharedKVLayer` (its subclass: the rows' generated part in those buffers, the
+prompt part once per prompt).
+
 Plumbing: the layer's `update` returns `PrefixSplit` records instead of tensors, and the attention function
 registered under ATTENTION_NAME reads them (any plain tensor goes to transformers' SDPA). The decode loop switches the
 language model's `_attn_implementation` to ATTENTION_NAME for its decode steps only (`prefix_shared_decoding`); the
@@ -68,48 +72,85 @@ class PrefixSplit(NamedTuple):
     layout: RowLayout
 
 
-class PrefixSharedKVLayer(DynamicLayer):
-    """One layer's cache for shared-prefix decoding: the prompt part once per prompt, the generated part per row in a
-    buffer reserved for `reserve_tokens` (doubled if outgrown); `update` returns `PrefixSplit` records."""
+class ReservedKVLayer(DynamicLayer):
+    """One layer's keys and values in buffers sized for the prompt plus every token still to come.
 
-    def __init__(self, keys_PHLD: torch.Tensor, values_PHLD: torch.Tensor, prefix_mask_PL: torch.Tensor,
-                 prompt_R: torch.Tensor, reserve_tokens: int) -> None:
+    `update` writes the new tokens in place and returns views of the filled part, where `DynamicLayer` concatenates
+    (a copy of the layer's whole cache per decode step). Past the reserve the buffers double, so a longer run is
+    still correct. Same values as `DynamicLayer`: only where they are stored differs.
+    """
+
+    def __init__(self, keys_BHLD: torch.Tensor, values_BHLD: torch.Tensor, reserve_tokens: int) -> None:
         super().__init__()
-        self.dtype, self.device = keys_PHLD.dtype, keys_PHLD.device
-        self.prefix_keys, self.prefix_values, self.prefix_mask = keys_PHLD, values_PHLD, prefix_mask_PL
-        self.layout = row_layout(prompt_R, prefix_mask_PL)
-        _, H, _, D = keys_PHLD.shape
-        self._keys = keys_PHLD.new_empty(len(prompt_R), H, max(1, reserve_tokens), D)
-        self._values = torch.empty_like(self._keys)
-        self._set_filled(0)
+        self.dtype, self.device = keys_BHLD.dtype, keys_BHLD.device
+        capacity = keys_BHLD.shape[-2] + reserve_tokens
+        self._keys, self._values = (self._buffer(t, capacity) for t in (keys_BHLD, values_BHLD))
+        self._set_filled(keys_BHLD.shape[-2])
         self.is_initialized = True
 
+    @staticmethod
+    def _buffer(filled_BHLD: torch.Tensor, capacity: int) -> torch.Tensor:
+        B, H, L, D = filled_BHLD.shape
+        buffer = filled_BHLD.new_empty(B, H, capacity, D)
+        buffer[..., :L, :] = filled_BHLD
+        return buffer
+
     def _set_filled(self, length: int) -> None:
-        """`keys` / `values` (as on any layer): views of the rows' generated part."""
-        self.filled = length
+        """`keys` / `values`: views of the buffers' first `length` positions (what attention reads)."""
         self.keys, self.values = self._keys[..., :length, :], self._values[..., :length, :]
 
     def update(self, key_states, value_states, *args, **kwargs):
-        start, end = self.filled, self.filled + key_states.shape[-2]
+        start = self.keys.shape[-2]
+        end = start + key_states.shape[-2]
         if end > self._keys.shape[-2]:
-            grown = [t.new_empty(t.shape[0], t.shape[1], 2 * end, t.shape[3]) for t in (self._keys, self._values)]
-            for new, old in zip(grown, (self._keys, self._values)):
-                new[..., :start, :] = old[..., :start, :]
-            self._keys, self._values = grown
+            self._keys, self._values = (self._buffer(t, 2 * end) for t in (self.keys, self.values))
         self._keys[..., start: end, :] = key_states
         self._values[..., start: end, :] = value_states
         self._set_filled(end)
-        return (PrefixSplit(self.prefix_keys, self.keys, self.layout),
-                PrefixSplit(self.prefix_values, self.values, self.layout))
+        return self.keys, self.values
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        raise NotImplementedError("repeat the cache before reserving it (reserve_kv_cache)")
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        """Keep the rows `indices` (in that order), with the reserve: rows leaving a decode batch."""
+        filled = self.keys.shape[-2]
+        self._keys, self._values = self._keys[indices], self._values[indices]
+        self._set_filled(filled)
+
+
+def reserve_kv_cache(cache, reserve_tokens: int) -> None:
+    """Swap each plain `DynamicLayer` of `cache` for a `ReservedKVLayer` with room for `reserve_tokens` more tokens.
+
+    Other layer kinds (sliding windows, linear attention) are left as they are."""
+    for i, layer in enumerate(cache.layers):
+        if type(layer) is DynamicLayer and layer.get_seq_length() > 0:
+            cache.layers[i] = ReservedKVLayer(layer.keys, layer.values, reserve_tokens)
+
+
+class PrefixSharedKVLayer(ReservedKVLayer):
+    """One layer's cache for shared-prefix decoding: the prompt part once per prompt, and each row's generated part in
+    the reserved buffers of `ReservedKVLayer` (empty at first); `update` returns `PrefixSplit` records."""
+
+    def __init__(self, keys_PHLD: torch.Tensor, values_PHLD: torch.Tensor, prefix_mask_PL: torch.Tensor,
+                 prompt_R: torch.Tensor, reserve_tokens: int) -> None:
+        P, H, _, D = keys_PHLD.shape
+        empty_RH0D = keys_PHLD.new_empty(len(prompt_R), H, 0, D)
+        super().__init__(empty_RH0D, empty_RH0D, max(1, reserve_tokens))
+        self.prefix_keys, self.prefix_values, self.prefix_mask = keys_PHLD, values_PHLD, prefix_mask_PL
+        self.layout = row_layout(prompt_R, prefix_mask_PL)
+
+    def update(self, key_states, value_states, *args, **kwargs):
+        keys, values = super().update(key_states, value_states)
+        return PrefixSplit(self.prefix_keys, keys, self.layout), PrefixSplit(self.prefix_values, values, self.layout)
 
     def get_seq_length(self) -> int:
-        return self.prefix_keys.shape[-2] + self.filled
+        return self.prefix_keys.shape[-2] + self.keys.shape[-2]
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
         """Keep the rows `indices` (in order): rows leaving a decode batch. The prompt parts stay as they are."""
-        self._keys, self._values = self._keys[indices], self._values[indices]
+        super().batch_select_indices(indices)
         self.layout = row_layout(self.layout.prompt_R[indices], self.prefix_mask)
-        self._set_filled(self.filled)
 
     def batch_repeat_interleave(self, repeats: int) -> None:
         raise NotImplementedError("rows are given when the layer is built (prompt_R)")

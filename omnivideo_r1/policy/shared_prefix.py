@@ -37,71 +37,14 @@ from __future__ import annotations
 from contextlib import nullcontext
 
 import torch
-from transformers.cache_utils import DynamicLayer
 
 from ..algo.logprobs import selective_logprobs
 from .forward import all_ranks_done, as_policy_forward, is_lockstep, next_token_logits, thinker_of
-from .prefix_attention import prefix_shared_decoding, share_prefix_cache
+from .prefix_attention import prefix_shared_decoding, reserve_kv_cache, share_prefix_cache
 
 FINISHED_SHARE_TO_LEAVE = 0.25
 """Finished rows leave the decode batch once they are this share of it. Each leave copies the rows' cache, so
 leaving at every finish would cost more than it saves; at a quarter the batch shrinks geometrically."""
-
-
-class ReservedKVLayer(DynamicLayer):
-    """One layer's keys and values in buffers sized for the prompt plus every token still to come.
-
-    `update` writes the new tokens in place and returns views of the filled part, where `DynamicLayer` concatenates
-    (a copy of the layer's whole cache per decode step). Past the reserve the buffers double, so a longer run is
-    still correct. Same values as `DynamicLayer`: only where they are stored differs.
-    """
-
-    def __init__(self, keys_BHLD: torch.Tensor, values_BHLD: torch.Tensor, reserve_tokens: int) -> None:
-        super().__init__()
-        self.dtype, self.device = keys_BHLD.dtype, keys_BHLD.device
-        capacity = keys_BHLD.shape[-2] + reserve_tokens
-        self._keys, self._values = (self._buffer(t, capacity) for t in (keys_BHLD, values_BHLD))
-        self._set_filled(keys_BHLD.shape[-2])
-        self.is_initialized = True
-
-    @staticmethod
-    def _buffer(filled_BHLD: torch.Tensor, capacity: int) -> torch.Tensor:
-        B, H, L, D = filled_BHLD.shape
-        buffer = filled_BHLD.new_empty(B, H, capacity, D)
-        buffer[..., :L, :] = filled_BHLD
-        return buffer
-
-    def _set_filled(self, length: int) -> None:
-        """`keys` / `values`: views of the buffers' first `length` positions (what attention reads)."""
-        self.keys, self.values = self._keys[..., :length, :], self._values[..., :length, :]
-
-    def update(self, key_states, value_states, *args, **kwargs):
-        start = self.keys.shape[-2]
-        end = start + key_states.shape[-2]
-        if end > self._keys.shape[-2]:
-            self._keys, self._values = (self._buffer(t, 2 * end) for t in (self.keys, self.values))
-        self._keys[..., start: end, :] = key_states
-        self._values[..., start: end, :] = value_states
-        self._set_filled(end)
-        return self.keys, self.values
-
-    def batch_repeat_interleave(self, repeats: int) -> None:
-        raise NotImplementedError("repeat the cache before reserving it (reserve_kv_cache)")
-
-    def batch_select_indices(self, indices: torch.Tensor) -> None:
-        """Keep the rows `indices` (in that order), with the reserve: rows leaving a decode batch."""
-        filled = self.keys.shape[-2]
-        self._keys, self._values = self._keys[indices], self._values[indices]
-        self._set_filled(filled)
-
-
-def reserve_kv_cache(cache, reserve_tokens: int) -> None:
-    """Swap each plain `DynamicLayer` of `cache` for a `ReservedKVLayer` with room for `reserve_tokens` more tokens.
-
-    Other layer kinds (sliding windows, linear attention) are left as they are."""
-    for i, layer in enumerate(cache.layers):
-        if type(layer) is DynamicLayer and layer.get_seq_length() > 0:
-            cache.layers[i] = ReservedKVLayer(layer.keys, layer.values, reserve_tokens)
 
 
 @torch.no_grad()
