@@ -84,6 +84,9 @@ def test_demo_smoke_writes_a_consistent_ablation(tmp_path, monkeypatch, base):
     for arm, path in saved["checkpoints"].items():
         assert os.path.isabs(path) and os.path.isfile(os.path.join(path, "config.json")), arm
     assert saved["checkpoints"]["qi"] == str(out / "qi" / "final")
+    # One evaluation job per arm and input condition, and one for the base's perception measures.
+    assert {name for name in saved["timings_s"] if name.startswith("eval_")} == {
+        f"eval_{arm}_{modality}" for arm in ARMS for modality in cfg.modalities} | {"eval_base_perception"}
     # The base's perception is measured directly: video-only questions on silent video, audio-only ones on audio.
     perception = saved["base_perception"]
     silent_video = table[ARM_LABELS["base"]].get("video/video")

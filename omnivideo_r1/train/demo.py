@@ -260,7 +260,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     from ..eval.runner import EvalConfig
     from ..schema import read_samples, write_samples
     from ..synth.world import generate_world
-    from .demo_jobs import Job, evaluate_arm, run_jobs, setup_process, train_arm
+    from .demo_jobs import Job, evaluate_arm, measure_base_perception, run_jobs, setup_process, train_arm
 
     setup_process(cfg.threads)  # the same set-up as each worker process's
     torch.manual_seed(cfg.seed)
@@ -323,10 +323,12 @@ def run_demo(cfg: DemoConfig) -> dict:
                                                                           rl_train[stage], steps)},
                         after=("train_qi",) if arm == "qi_ma" else ()))
     for arm in ARMS:  # after the training jobs, so the longest chain (QI, then QI -> MA) starts first
-        jobs.append(Job(f"eval_{arm}", evaluate_arm, {
-            "model_dir": model_dirs[arm], "samples": test_samples, "modalities": list(cfg.modalities),
-            "eval_cfg": ecfg, "perception": arm == "base", "perceiving_base": perceiving_base},
-            after=() if arm == "base" else (f"train_{arm}",)))
+        for modality in cfg.modalities:
+            jobs.append(Job(f"eval_{arm}_{modality}", evaluate_arm, {
+                "model_dir": model_dirs[arm], "samples": test_samples, "modality": modality, "eval_cfg": ecfg},
+                after=() if arm == "base" else (f"train_{arm}",)))
+    jobs.append(Job("eval_base_perception", measure_base_perception, {
+        "model_dir": base_dir, "samples": test_samples, "eval_cfg": ecfg, "perceiving_base": perceiving_base}))
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     workers = min(cfg.workers, cpus)
     t0 = time.perf_counter()
@@ -338,12 +340,12 @@ def run_demo(cfg: DemoConfig) -> dict:
     rows = []
     needs_by_id = {s.id: s.modality_needs for s in test_samples}
     for arm in ARMS:
-        for row in results[f"eval_{arm}"]["rows"]:
+        for row in (row for modality in cfg.modalities for row in results[f"eval_{arm}_{modality}"]["rows"]):
             row["model"] = ARM_LABELS[arm]
             row["benchmark"] = "synthetic-test"
             row["modality_needs"] = needs_by_id.get(row["id"], "unknown")
             rows.append(row)
-    base_eval = results["eval_base"]
+    base_eval = results["eval_base_perception"]
     audio_rows = base_eval["audio_rows"]
     perception = base_perception(rows, audio_rows)
     if perceiving_base:

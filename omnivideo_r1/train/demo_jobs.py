@@ -118,36 +118,51 @@ def train_arm(config) -> dict[str, Any]:
     return {"curves": read_curves(f"{config.run.out_dir}/metrics.jsonl"), "seconds": time.perf_counter() - t0}
 
 
-def evaluate_arm(model_dir: str, samples: list, modalities: Sequence[str], eval_cfg, perception: bool = False,
-                 perceiving_base: bool = False, clip_cache_bytes: int = 2 * 2**30) -> dict[str, Any]:
-    """Greedy answers of the model in `model_dir` to `samples` under each of `modalities` (eval rows, in that
-    order). With `perception` (the base), also its audio-only questions on audio alone and, for a base trained on
-    perception (`perceiving_base`), the teacher-forced perception measures."""
-    from ..eval.runner import evaluate, load_modality_clip
+def _eval_clip_loader(clip_cache_bytes: int):
+    """This process's test-clip loader: every arm sees the same test clips under the same conditions, and the base's
+    perception measures read them again, so each (clip, condition) is decoded once per process. The full preset's
+    test split (~0.4 MB a clip and condition) fits in well under the cap."""
     from ..media.cache import ClipCache
+
+    global _EVAL_CLIPS
+    if _EVAL_CLIPS is None:
+        _EVAL_CLIPS = ClipCache(clip_cache_bytes)
+    return _EVAL_CLIPS.get_or_load
+
+
+def evaluate_arm(model_dir: str, samples: list, modality: str, eval_cfg, clip_cache_bytes: int = 2 * 2**30
+                 ) -> dict[str, Any]:
+    """Greedy answers (eval rows) of the model in `model_dir` to `samples` under one input condition. One job per
+    arm and condition, not per arm: the three evaluations that follow the last training job then split over two
+    processes in halves instead of leaving one process idle for a whole arm's evaluation."""
+    from ..eval.runner import evaluate
+    from ..policy.omni import OmniPolicy
+
+    t0 = time.perf_counter()
+    load = _eval_clip_loader(clip_cache_bytes)
+    rows = evaluate(OmniPolicy.from_pretrained(model_dir), samples, modality, eval_cfg, load)
+    return {"rows": rows, "seconds": time.perf_counter() - t0}
+
+
+def measure_base_perception(model_dir: str, samples: list, eval_cfg, perceiving_base: bool,
+                            clip_cache_bytes: int = 2 * 2**30) -> dict[str, Any]:
+    """The base's perception before RL: its greedy answers to the audio-only questions on audio alone and, for a
+    base trained on perception (`perceiving_base`), the teacher-forced perception measures."""
+    from ..eval.runner import evaluate, load_modality_clip
     from ..policy.omni import OmniPolicy
     from .perception_measure import caption_word_accuracy, listing_readout_accuracy
 
-    global _EVAL_CLIPS
     t0 = time.perf_counter()
-    if _EVAL_CLIPS is None:
-        # Every arm sees the same test clips under the same conditions, and the base's perception measures read
-        # them again: decode each (clip, condition) once per process. The full preset's test split (~0.4 MB a clip
-        # and condition) fits in well under the cap.
-        _EVAL_CLIPS = ClipCache(clip_cache_bytes)
-    load = _EVAL_CLIPS.get_or_load
+    load = _eval_clip_loader(clip_cache_bytes)
     policy = OmniPolicy.from_pretrained(model_dir)
-    out: dict[str, Any] = {"rows": [row for modality in modalities
-                                    for row in evaluate(policy, samples, modality, eval_cfg, load)]}
-    if perception:
-        out["audio_rows"] = evaluate(policy, [s for s in samples if s.modality_needs == "audio"], "audio", eval_cfg,
-                                     load)
-        if perceiving_base:
-            def test_clip(sample, modality):
-                return load_modality_clip(sample, modality, eval_cfg, load)
+    out: dict[str, Any] = {"audio_rows": evaluate(policy, [s for s in samples if s.modality_needs == "audio"],
+                                                  "audio", eval_cfg, load)}
+    if perceiving_base:
+        def test_clip(sample, modality):
+            return load_modality_clip(sample, modality, eval_cfg, load)
 
-            out["caption_words"] = caption_word_accuracy(policy, samples, test_clip)
-            # Teacher-forced with the reference listing: does the answer follow the listing at all?
-            out["listing_readout"] = listing_readout_accuracy(policy, samples, test_clip)
+        out["caption_words"] = caption_word_accuracy(policy, samples, test_clip)
+        # Teacher-forced with the reference listing: does the answer follow the listing at all?
+        out["listing_readout"] = listing_readout_accuracy(policy, samples, test_clip)
     out["seconds"] = time.perf_counter() - t0
     return out
