@@ -41,7 +41,8 @@ PACKAGED_BASE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath
 class DemoConfig:
     """Settings of `omnivideo-r1 demo` (override any as key=value). The defaults start the RL arms from the
     packaged perception base and take about 10 minutes on 2 CPU cores (9.6 measured with two worker processes;
-    20.7 with one, on the previous base); docs/demo-results.md has the measured timings, results and the reasons
+    20.7 with one, on the previous base) and 18-22 on a 2-core machine whose RL steps run ~2.3x slower
+    (docs/performance.md); docs/demo-results.md has the measured timings, results and the reasons
     behind each lever that differs from the paper's recipe (perception base, learning rates, format partial credit,
     one thread per process, MA accuracy mode).
     Nothing here looks at the test split: it is only evaluated, once per arm and condition.
