@@ -331,8 +331,9 @@ def test_presets_load_and_the_perceive_preset_fits_its_replies(tiny_dirs):
     full = asdict(load_config(DemoConfig, "demo_full", []))
     differs = {k for k, v in asdict(cfg).items() if full[k] != v}
     assert differs == {"out_dir", "n_clips", "splits", "base_model", "perception_pretraining", "prompts_per_step",
-                       "rl_questions", "rl_steps_qi", "rl_steps_ma"}, differs
+                       "rl_questions", "rl_single_share", "rl_single_input", "rl_steps_qi", "rl_steps_ma"}, differs
     assert full["rl_questions"] == "both" and full["rl_steps_qi"] * full["prompts_per_step"] >= 2000
+    assert full["rl_single_input"] == "own" and 0 < full["rl_single_share"] <= 0.25
     assert full["rl_steps_ma"] * full["prompts_per_step"] >= 1000
     assert full["base_model"] == "packaged" and full["perception"] == asdict(cfg)["perception"]
     assert full["n_clips"] * full["splits"][2] >= 2.5 * cfg.n_clips * cfg.splits[2]  # >= 2.5x the held-out questions

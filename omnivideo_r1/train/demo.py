@@ -136,7 +136,7 @@ class DemoConfig:
     which no reward ever saw; a share keeps the answer reward on every kind of question. Measured with the full
     preset at 0.25: single-sense skills kept and QI + MA separated from the base on AV as a whole, but "both" +6.0
     points within noise instead of the preset's +14.0; at 0.1 QI alone keeps silent video with "both" +8.0 instead
-    of +12.7 (docs/demo-results.md); the presets keep 0."""
+    of +12.7 (docs/demo-results.md); --preset full takes 0.1 with rl_single_input=own, the other presets 0."""
     rl_single_share_stages: list[Literal["qi", "ma"]] = field(default_factory=lambda: ["qi", "ma"])
     """The stages whose RL questions take `rl_single_share`: "qi" (the QI arm) and / or "ma" (MA only and QI -> MA);
     the others train on the cross-modal questions alone. Measured with the full preset and ["ma"]: QI -> MA keeps
@@ -146,8 +146,8 @@ class DemoConfig:
     with both senses like every RL prompt, or "own", with the one sense the question needs (silent video, audio
     alone), so the answer reward reaches the skills that "silent video" and "audio alone" measure. Measured with the
     full preset at rl_single_share=0.1: QI alone lifts "both" +14.0 points with silent video and audio alone kept
-    (docs/demo-results.md); the presets keep "av" until the preset is run end to end with it. In the default demo
-    (all questions, 40 / 20 steps) it kept silent video but gained nothing on seeds 0 and 1."""
+    (docs/demo-results.md); --preset full uses it. In the default demo (all questions, 40 / 20 steps) it kept silent
+    video but gained nothing on seeds 0 and 1."""
     format_allow_overlap: bool = True
     """Format reward pays segments that overlap in time (rewards/format.py: allow_overlap; the paper's reward does
     not). The perception base lists both senses' events, and a sound heard while a shape is on screen is two
