@@ -22,6 +22,7 @@ COMMANDS = {
     "synth": ("omnivideo_r1.synth.cli", "generate the synthetic audio-visual world (real .mp4 clips + JSONL)"),
     "train": ("omnivideo_r1.train.cli", "GSPO training (stage QI or MA) from a YAML recipe"),
     "demo": ("omnivideo_r1.train.demo", "offline end-to-end demo: world, warm start, QI, MA, eval, ablation"),
+    "fresh-world": ("omnivideo_r1.train.demo_fresh", "a finished demo's checkpoints on a newly generated world"),
     "eval": ("omnivideo_r1.eval.cli", "multiple-choice evaluation on AV and silent-video benchmarks"),
     "view": ("omnivideo_r1.view.cli", "write a static site of a run, the demo or an eval: curves, rollouts, flips"),
     "curate": ("omnivideo_r1.curation.cli", "judge-score, filter, categorise and balance training data"),

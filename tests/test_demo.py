@@ -100,6 +100,7 @@ def test_demo_smoke_writes_a_consistent_ablation(tmp_path, monkeypatch, base):
             assert (out / "base" / "model.safetensors").is_file() and "perception" not in saved["timings_s"]
             provenance = json.loads((out / "base" / "provenance.json").read_text())
             assert saved["sft_losses"] == provenance["perception_losses"] and len(saved["sft_losses"]) > 100
+            _check_fresh_world_recheck(out, cfg, provenance["perception"]["seed"])
         else:
             assert saved["timings_s"]["perception"] > 0
     else:
@@ -127,6 +128,54 @@ def test_demo_smoke_writes_a_consistent_ablation(tmp_path, monkeypatch, base):
     assert "Most frequent parsed answer per arm" in md
     assert saved["paired_vs_base"] == paired_vs_base(rows, cfg.modalities)
     assert "exact McNemar p" in md
+
+
+def _check_fresh_world_recheck(out, cfg: DemoConfig, base_world_seed: int) -> None:
+    """`omnivideo-r1 fresh-world` on the finished run: the same report, on a world of another seed."""
+    from omnivideo_r1.cli import main
+    from omnivideo_r1.eval.report import accuracy_stats
+
+    for seen in (cfg.seed, base_world_seed):  # the run's world and the base's perception clips are not fresh
+        assert main(["fresh-world", "--run", str(out), "--seed", str(seen)]) == 2
+    assert not (out / f"fresh_world_{cfg.seed}").exists()
+    seed = cfg.seed + 7
+    assert main(["fresh-world", "--run", str(out), "--seed", str(seed), "--clips", "2", "--workers", "1"]) == 0
+    fresh = out / f"fresh_world_{seed}"
+    saved = json.loads((fresh / "ablation.json").read_text())
+    assert saved["world_seed"] == seed and saved["checkpoints"] == json.loads((out / "ablation.json").read_text())[
+        "checkpoints"]
+    world = read_samples(str(fresh / "world" / "test.jsonl"))
+    assert len(world) == 2 * cfg.world.questions_per_clip  # every clip held out
+    own = {s.id: s.extra.get("timeline") for s in read_samples(str(out / "world" / "test.jsonl"))}
+    assert any(s.extra.get("timeline") != own.get(s.id) for s in world)  # other clips, not the run's again
+    rows = [json.loads(line) for line in (fresh / "eval" / "results.jsonl").read_text().splitlines() if line]
+    for arm in ARMS:
+        for modality in cfg.modalities:
+            mine = [r for r in rows if r["model"] == ARM_LABELS[arm] and r["modality"] == modality]
+            assert len(mine) == len(world), (arm, modality)
+            assert saved["table"][ARM_LABELS[arm]][modality] == accuracy_stats(mine)
+    assert saved["paired_vs_base"] == paired_vs_base(rows, cfg.modalities)
+    assert saved["base_perception"]["audio-only questions, audio alone"]["scored"] == sum(
+        s.modality_needs == "audio" for s in world)
+    md = (fresh / "ablation.md").read_text()
+    assert f"on fresh world {seed}" in md.splitlines()[0] and "The demo's targets checked on this run:" in md
+    assert (fresh / "ablation.png").is_file()
+
+
+def test_fresh_world_needs_a_finished_run_with_its_checkpoints(tmp_path, capsys):
+    from omnivideo_r1.cli import main
+
+    run = tmp_path / "run"
+    run.mkdir()
+    assert main(["fresh-world", "--run", str(run), "--seed", "5"]) == 2
+    assert "ablation.json: not found" in capsys.readouterr().err
+    (run / "ablation.json").write_text(json.dumps({"config": {"seed": 0}}))
+    assert main(["fresh-world", "--run", str(run), "--seed", "5"]) == 2
+    assert "no checkpoints of base, qi, ma, qi_ma" in capsys.readouterr().err
+    gone = {arm: str(tmp_path / arm) for arm in ARMS}
+    (run / "ablation.json").write_text(json.dumps({"config": {"seed": 0}, "checkpoints": gone}))
+    assert main(["fresh-world", "--run", str(run), "--seed", "5"]) == 2
+    assert f"the base checkpoint {gone['base']} is gone" in capsys.readouterr().err
 
 
 @pytest.mark.slow

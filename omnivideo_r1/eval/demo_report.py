@@ -225,14 +225,15 @@ def _mean(vals: list[float]) -> float:
 
 def render_markdown(table: dict, modalities: list[str], *, config: dict, timings: dict, sft_losses: list[float],
                     curves: dict | None = None, rows: list[dict] | None = None,
-                    perception: dict | None = None) -> str:
+                    perception: dict | None = None,
+                    title: str = "OmniVideo-R1 demo: ablation on the synthetic world (test split)") -> str:
     """The demo's ablation.md: accuracy table, the paper's claims, answer spread, reward curves, timings, config."""
     cols = []
     for m in modalities:
         cols.append(m)
         cols += [f"{m}/{n}" for n in NEEDS if any(f"{m}/{n}" in e for e in table.values())]
 
-    lines = ["# OmniVideo-R1 demo: ablation on the synthetic world (test split)", "",
+    lines = [f"# {title}", "",
              "| model | " + " | ".join(column_title(c) for c in cols) + " |", "|---|" + "---|" * len(cols)]
     for label, entry in table.items():
         lines.append(f"| {label} | " + " | ".join(_cell(entry.get(c)) for c in cols) + " |")

@@ -28,8 +28,8 @@ from ..synth.scene import WorldConfig
 from ..synth.world import split_counts
 from .perception import PerceptionConfig
 
-from ..eval.demo_report import (ARM_LABELS, ARMS, ablation_table, answer_spread, base_perception, demo_targets,
-                                paired_vs_base, paper_shape, plot_demo, read_curves, render_markdown)
+from ..eval.demo_report import (ablation_table, answer_spread, demo_targets, paired_vs_base, paper_shape, plot_demo,
+                                render_markdown)
 
 PACKAGED_BASE = "packaged"
 """`base_model` value that names the perception base shipped with the package (PACKAGED_BASE_DIR)."""
@@ -41,10 +41,10 @@ PACKAGED_BASE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath
 class DemoConfig:
     """Settings of `omnivideo-r1 demo` (override any as key=value). The defaults start the RL arms from the
     packaged perception base and take about 10 minutes on 2 CPU cores (9.6 measured with two worker processes;
-    20.7 with one, on the previous base) and 18-22 on a 2-core machine whose RL steps run ~2.3x slower
-    (docs/performance.md); docs/demo-results.md has the measured timings, results and the reasons
-    behind each lever that differs from the paper's recipe (perception base, learning rates, format partial credit,
-    one thread per process, MA accuracy mode).
+    20.7 with one, on the previous base) and 18-20 (21-23 with set-up) on a 2-core machine whose RL steps run ~2.3x
+    slower (docs/performance.md); docs/demo-results.md has the measured timings, results and the reasons behind each
+    lever that differs from the paper's recipe (perception base, learning rates, format partial credit, one thread
+    per process, MA accuracy mode).
     Nothing here looks at the test split: it is only evaluated, once per arm and condition.
     """
 
@@ -258,10 +258,10 @@ def run_demo(cfg: DemoConfig) -> dict:
     import torch
 
     from ..eval.report import write_report
-    from ..eval.runner import EvalConfig
     from ..schema import read_samples, write_samples
     from ..synth.world import generate_world
-    from .demo_jobs import Job, evaluate_arm, measure_base_perception, run_jobs, setup_process, train_arm
+    from .demo_jobs import (Job, demo_eval_config, evaluation_jobs, evaluation_rows, run_jobs, setup_process,
+                            train_arm)
 
     setup_process(cfg.threads)  # the same set-up as each worker process's
     torch.manual_seed(cfg.seed)
@@ -313,23 +313,16 @@ def run_demo(cfg: DemoConfig) -> dict:
                                                       cfg.seed).items():
             rl_train[stage] = os.path.join(world, f"train_rl_{stage}.jsonl")
             write_samples(rl_train[stage], questions)
-    # batch_size 32: the same greedy answers as at 8 on the 96 questions compared, in 0.6x the time on one thread
-    # (the per-step overhead of generate dominates this small a model).
-    ecfg = EvalConfig(fps=2.0, max_frames=cfg.max_frames, max_pixels=cfg.max_pixels,
-                      max_new_tokens=cfg.max_new_tokens, batch_size=32)
+    ecfg = demo_eval_config(cfg.max_frames, cfg.max_pixels, cfg.max_new_tokens)
     jobs = []
     for arm, stage, init in (("qi", "qi", base_dir), ("ma", "ma", base_dir), ("qi_ma", "ma", model_dirs["qi"])):
         steps = cfg.rl_steps_qi if stage == "qi" else cfg.rl_steps_ma
         jobs.append(Job(f"train_{arm}", train_arm, {"config": arm_config(cfg, stage, os.path.join(out, arm), init,
                                                                           rl_train[stage], steps)},
                         after=("train_qi",) if arm == "qi_ma" else ()))
-    for arm in ARMS:  # after the training jobs, so the longest chain (QI, then QI -> MA) starts first
-        for modality in cfg.modalities:
-            jobs.append(Job(f"eval_{arm}_{modality}", evaluate_arm, {
-                "model_dir": model_dirs[arm], "samples": test_samples, "modality": modality, "eval_cfg": ecfg},
-                after=() if arm == "base" else (f"train_{arm}",)))
-    jobs.append(Job("eval_base_perception", measure_base_perception, {
-        "model_dir": base_dir, "samples": test_samples, "eval_cfg": ecfg, "perceiving_base": perceiving_base}))
+    # After the training jobs, so the longest chain (QI, then QI -> MA) starts first.
+    jobs += evaluation_jobs(model_dirs, test_samples, cfg.modalities, ecfg, perceiving_base,
+                            after=lambda arm: () if arm == "base" else (f"train_{arm}",))
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     workers = min(cfg.workers, cpus)
     t0 = time.perf_counter()
@@ -338,20 +331,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     timings["rl_and_eval"] = time.perf_counter() - t0  # wall clock; the jobs' own times below overlap
     curves = {arm: results[f"train_{arm}"]["curves"] for arm in ("qi", "ma", "qi_ma")}
     timings.update({job.name: results[job.name]["seconds"] for job in jobs})  # each job's own time
-    rows = []
-    needs_by_id = {s.id: s.modality_needs for s in test_samples}
-    for arm in ARMS:
-        for row in (row for modality in cfg.modalities for row in results[f"eval_{arm}_{modality}"]["rows"]):
-            row["model"] = ARM_LABELS[arm]
-            row["benchmark"] = "synthetic-test"
-            row["modality_needs"] = needs_by_id.get(row["id"], "unknown")
-            rows.append(row)
-    base_eval = results["eval_base_perception"]
-    audio_rows = base_eval["audio_rows"]
-    perception = base_perception(rows, audio_rows)
-    if perceiving_base:
-        perception["caption_words"] = base_eval["caption_words"]
-        perception["listing_readout"] = base_eval["listing_readout"]
+    rows, perception = evaluation_rows(results, test_samples, cfg.modalities)
     write_report(rows, os.path.join(out, "eval"), title="OmniVideo-R1 demo: synthetic world, test split")
 
     # 5. the ablation table
@@ -376,6 +356,8 @@ def run_demo(cfg: DemoConfig) -> dict:
 
     viewer = write_site(out)["index"]
     print(f"[demo] viewer (rollouts on each clip's timeline, curves, per-question flips): open {viewer}")
+    print(f"[demo] the same checkpoints on a world generated now: omnivideo-r1 fresh-world --run {out} --seed N "
+          "(a seed the run has not used)")
     return {"table": table, "timings": timings, "viewer": viewer, "checkpoints": model_dirs}
 
 
