@@ -51,6 +51,12 @@ def bad(tmp_path_factory, tiny_dirs):
     paths["resume_out"] = str(root / "resume")
     text("no_config_run/checkpoints/step_000002/trainer_state.json", json.dumps({"step": 2, "stage": "qi"}))
     paths["no_config_run"] = str(root / "no_config_run")
+    arms = ("base", "qi", "ma", "qi_ma")
+    for name, report in (("fresh_no_checkpoints", {"config": {"seed": 0}}),
+                         ("fresh_gone", {"config": {"seed": 0}, "checkpoints": {a: str(root / "gone") for a in arms}}),
+                         ("fresh_run", {"config": {"seed": 0}, "checkpoints": {a: paths["model"] for a in arms}})):
+        text(f"{name}/ablation.json", json.dumps(report))
+        paths[name] = str(root / name)
     return paths
 
 
@@ -128,6 +134,15 @@ CASES = [
     ("plan-empty-path", ["plan", "--config", "qi_tiny"], "model.path is empty"),
     ("plan-bad-value", ["plan", "--config", "qi_qwen3_omni_30b", "model.path={model}", "--gpus", "0"],
      "--gpus must be"),
+    # fresh-world
+    ("fresh-world-not-a-run", ["fresh-world", "--run", "{root}/data", "--seed", "5"], "ablation.json: not found"),
+    ("fresh-world-no-checkpoints", ["fresh-world", "--run", "{fresh_no_checkpoints}", "--seed", "5"],
+     "no checkpoints of base, qi, ma, qi_ma"),
+    ("fresh-world-checkpoint-gone", ["fresh-world", "--run", "{fresh_gone}", "--seed", "5"],
+     "gone is gone (no config.json)"),
+    ("fresh-world-the-run-seed", ["fresh-world", "--run", "{fresh_run}", "--seed", "0"],
+     "that is the seed of the run's own world"),
+    ("fresh-world-no-clips", ["fresh-world", "--run", "{fresh_run}", "--seed", "5", "--clips", "0"], "--clips 0"),
     # demo
     ("demo-bad-key", ["demo", "out_dir={root}/demo", "n_clip=3"], "unknown key(s) ['n_clip']"),
     ("demo-bad-type", ["demo", "out_dir={root}/demo", "n_clips=many"], "n_clips: expected an integer"),

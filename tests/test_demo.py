@@ -162,22 +162,6 @@ def _check_fresh_world_recheck(out, cfg: DemoConfig, base_world_seed: int) -> No
     assert (fresh / "ablation.png").is_file()
 
 
-def test_fresh_world_needs_a_finished_run_with_its_checkpoints(tmp_path, capsys):
-    from omnivideo_r1.cli import main
-
-    run = tmp_path / "run"
-    run.mkdir()
-    assert main(["fresh-world", "--run", str(run), "--seed", "5"]) == 2
-    assert "ablation.json: not found" in capsys.readouterr().err
-    (run / "ablation.json").write_text(json.dumps({"config": {"seed": 0}}))
-    assert main(["fresh-world", "--run", str(run), "--seed", "5"]) == 2
-    assert "no checkpoints of base, qi, ma, qi_ma" in capsys.readouterr().err
-    gone = {arm: str(tmp_path / arm) for arm in ARMS}
-    (run / "ablation.json").write_text(json.dumps({"config": {"seed": 0}, "checkpoints": gone}))
-    assert main(["fresh-world", "--run", str(run), "--seed", "5"]) == 2
-    assert f"the base checkpoint {gone['base']} is gone" in capsys.readouterr().err
-
-
 @pytest.mark.slow
 def test_demo_results_do_not_depend_on_the_worker_processes(tmp_path):
     """Two worker processes (the default) and one process give the same checkpoints and the same answers."""
