@@ -65,11 +65,14 @@ def used_world_seeds(report: dict) -> dict[int, str]:
     config = report["config"]
     seen = {int(config["seed"]): "the run's own world"}
     provenance = os.path.join(report["checkpoints"]["base"], "provenance.json")
+    base_seed = None
     if os.path.isfile(provenance):  # the packaged base, copied into the run
         with open(provenance, encoding="utf-8") as fh:
-            seen[int(json.load(fh)["perception"]["seed"])] = "the base's perception training clips"
+            base_seed = (json.load(fh).get("perception") or {}).get("seed")
     elif config.get("perception_pretraining"):  # a base built in the run
-        seen[int(config["perception"]["seed"])] = "the base's perception training clips"
+        base_seed = (config.get("perception") or {}).get("seed")
+    if base_seed is not None:
+        seen[int(base_seed)] = "the base's perception training clips"
     return seen
 
 
