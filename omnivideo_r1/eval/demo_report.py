@@ -147,6 +147,16 @@ def paired_vs_base(rows: list[dict], modalities: list[str]) -> dict:
     return out
 
 
+def ablation_summary(rows: list[dict], modalities: list[str], perception: dict) -> dict:
+    """The measured part of an ablation.json (the demo's run and a fresh world's re-check): the accuracy table, the
+    paper's shape, the base's perception, the targets, the answer spread and the paired flips against the base."""
+    table = ablation_table(rows, modalities)
+    spread, paired = answer_spread(rows, modalities), paired_vs_base(rows, modalities)
+    return {"table": table, "shape": paper_shape(table), "base_perception": perception,
+            "targets": demo_targets(table, perception, spread, paired), "answer_spread": spread,
+            "paired_vs_base": paired}
+
+
 def separated(a: dict | None, b: dict | None) -> bool:
     """True when a's Wilson interval lies entirely above b's."""
     return bool(a and b and a.get("ci_low") is not None and b.get("ci_high") is not None

@@ -28,8 +28,7 @@ from ..synth.scene import WorldConfig
 from ..synth.world import split_counts
 from .perception import PerceptionConfig
 
-from ..eval.demo_report import (ablation_table, answer_spread, demo_targets, paired_vs_base, paper_shape, plot_demo,
-                                render_markdown)
+from ..eval.demo_report import ablation_summary, plot_demo, render_markdown
 
 PACKAGED_BASE = "packaged"
 """`base_model` value that names the perception base shipped with the package (PACKAGED_BASE_DIR)."""
@@ -335,18 +334,15 @@ def run_demo(cfg: DemoConfig) -> dict:
     write_report(rows, os.path.join(out, "eval"), title="OmniVideo-R1 demo: synthetic world, test split")
 
     # 5. the ablation table
-    table = ablation_table(rows, cfg.modalities)
+    summary = ablation_summary(rows, cfg.modalities, perception)
+    table = summary["table"]
     timings["total"] = time.perf_counter() - t_start
     md = render_markdown(table, cfg.modalities, config=asdict(cfg), timings=timings, sft_losses=sft_losses,
                          curves=curves, rows=rows, perception=perception)
     with open(os.path.join(out, "ablation.md"), "w", encoding="utf-8") as fh:
         fh.write(md)
-    spread, paired = answer_spread(rows, cfg.modalities), paired_vs_base(rows, cfg.modalities)
     with open(os.path.join(out, "ablation.json"), "w", encoding="utf-8") as fh:
-        json.dump({"table": table, "shape": paper_shape(table), "base_perception": perception,
-                   "targets": demo_targets(table, perception, spread, paired), "answer_spread": spread,
-                   "paired_vs_base": paired,
-                   "checkpoints": {arm: os.path.abspath(d) for arm, d in model_dirs.items()},
+        json.dump({**summary, "checkpoints": {arm: os.path.abspath(d) for arm, d in model_dirs.items()},
                    "timings_s": timings, "config": asdict(cfg), "train_curves": curves, "sft_losses": sft_losses},
                   fh, indent=2)
     plot_demo(os.path.join(out, "ablation.png"), curves, sft_losses, table, cfg.modalities, perception)

@@ -79,12 +79,12 @@ def used_world_seeds(report: dict) -> dict[int, str]:
 def evaluate_on_fresh_world(run_dir: str, seed: int, n_clips: int = DEFAULT_CLIPS, out_dir: str | None = None,
                             workers: int | None = None) -> dict:
     from ..config import build_config
-    from ..eval.demo_report import (ablation_table, answer_spread, demo_targets, paired_vs_base, paper_shape,
-                                    plot_demo, render_markdown)
+    from ..eval.demo_report import ablation_summary, plot_demo, render_markdown
     from ..eval.report import write_report
     from ..schema import read_samples
     from ..synth.scene import WorldConfig
     from ..synth.world import generate_world
+    from .demo import PACKAGED_BASE
     from .demo_jobs import demo_eval_config, evaluation_jobs, evaluation_rows, run_jobs, setup_process
 
     report = read_finished_run(run_dir)
@@ -113,7 +113,7 @@ def evaluate_on_fresh_world(run_dir: str, seed: int, n_clips: int = DEFAULT_CLIP
 
     # 2. every arm x input condition, and the base's perception, as the run evaluated its test split
     modalities = list(config["modalities"])
-    perceiving_base = bool(config.get("perception_pretraining")) or config.get("base_model") == "packaged"
+    perceiving_base = bool(config.get("perception_pretraining")) or config.get("base_model") == PACKAGED_BASE
     ecfg = demo_eval_config(config["max_frames"], config["max_pixels"], config["max_new_tokens"])
     jobs = evaluation_jobs(report["checkpoints"], samples, modalities, ecfg, perceiving_base)
     t0 = time.perf_counter()
@@ -125,8 +125,8 @@ def evaluate_on_fresh_world(run_dir: str, seed: int, n_clips: int = DEFAULT_CLIP
     write_report(rows, os.path.join(out, "eval"), title=f"OmniVideo-R1 demo: fresh world {seed}")
 
     # 3. the run's report for this world
-    table = ablation_table(rows, modalities)
-    spread, paired = answer_spread(rows, modalities), paired_vs_base(rows, modalities)
+    summary = ablation_summary(rows, modalities, perception)
+    table = summary["table"]
     timings["total"] = time.perf_counter() - t_start
     title = f"OmniVideo-R1 demo: the checkpoints of {run_dir} on fresh world {seed} (every clip held out)"
     md = render_markdown(table, modalities, config={"run": run_dir, "world_seed": seed, "clips": n_clips},
@@ -134,13 +134,11 @@ def evaluate_on_fresh_world(run_dir: str, seed: int, n_clips: int = DEFAULT_CLIP
     with open(os.path.join(out, "ablation.md"), "w", encoding="utf-8") as fh:
         fh.write(md)
     with open(os.path.join(out, "ablation.json"), "w", encoding="utf-8") as fh:
-        json.dump({"run": os.path.abspath(run_dir), "world_seed": seed, "clips": n_clips, "table": table,
-                   "shape": paper_shape(table), "base_perception": perception,
-                   "targets": demo_targets(table, perception, spread, paired), "answer_spread": spread,
-                   "paired_vs_base": paired, "checkpoints": report["checkpoints"], "timings_s": timings}, fh, indent=2)
+        json.dump({"run": os.path.abspath(run_dir), "world_seed": seed, "clips": n_clips, **summary,
+                   "checkpoints": report["checkpoints"], "timings_s": timings}, fh, indent=2)
     # The run's own training curves beside this world's accuracy: what was trained, and how it does here.
     plot_demo(os.path.join(out, "ablation.png"), report.get("train_curves") or {}, report.get("sft_losses") or [],
               table, modalities, perception)
     print(md)
     print(f"[fresh-world] wrote {os.path.join(out, 'ablation.md')} and {os.path.join(out, 'ablation.png')}")
-    return {"table": table, "paired": paired, "out": out}
+    return {"table": table, "paired": summary["paired_vs_base"], "out": out}
