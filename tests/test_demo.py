@@ -11,6 +11,7 @@ import yaml
 
 from omnivideo_r1.eval.demo_report import (ARM_LABELS, ARMS, answer_entropy_bits, answer_spread, demo_targets,
                                            paired_vs_base, paper_shape, trailing_mean)
+from omnivideo_r1.eval.listing_quality import listing_quality
 from omnivideo_r1.eval.report import mcnemar_exact_p
 from omnivideo_r1.train.demo import DemoConfig, arm_config, run_demo
 from omnivideo_r1.config import load_config
@@ -128,6 +129,13 @@ def test_demo_smoke_writes_a_consistent_ablation(tmp_path, monkeypatch, base):
     assert "Most frequent parsed answer per arm" in md
     assert saved["paired_vs_base"] == paired_vs_base(rows, cfg.modalities)
     assert "exact McNemar p" in md
+    # What the replies list: recomputed from the rows and the test split, one entry per arm and input condition.
+    test_split = read_samples(str(out / "world" / "test.jsonl"))
+    assert saved["listing"] == json.loads(json.dumps(listing_quality(rows, test_split)))
+    assert set(saved["listing"]) == {ARM_LABELS[a] for a in ARMS}
+    for label, per in saved["listing"].items():
+        assert set(per) == set(cfg.modalities) and per["av"]["n"] == 4 and "found_audio" not in per["video"], label
+    assert "What the replies list" in md
 
 
 def _check_fresh_world_recheck(out, cfg: DemoConfig, base_world_seed: int) -> None:
@@ -155,6 +163,7 @@ def _check_fresh_world_recheck(out, cfg: DemoConfig, base_world_seed: int) -> No
             assert len(mine) == len(world), (arm, modality)
             assert saved["table"][ARM_LABELS[arm]][modality] == accuracy_stats(mine)
     assert saved["paired_vs_base"] == paired_vs_base(rows, cfg.modalities)
+    assert saved["listing"] == json.loads(json.dumps(listing_quality(rows, world)))
     assert saved["base_perception"]["audio-only questions, audio alone"]["scored"] == sum(
         s.modality_needs == "audio" for s in world)
     md = (fresh / "ablation.md").read_text()

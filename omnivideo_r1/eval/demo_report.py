@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 import os
 from collections import Counter
-from typing import Any
 
+from .listing_quality import listing_lines, listing_quality
 from .report import MODALITY_NAMES, accuracy_stats, mcnemar_exact_p
 
 ARMS = ("base", "qi", "ma", "qi_ma")
@@ -147,14 +147,15 @@ def paired_vs_base(rows: list[dict], modalities: list[str]) -> dict:
     return out
 
 
-def ablation_summary(rows: list[dict], modalities: list[str], perception: dict) -> dict:
+def ablation_summary(rows: list[dict], modalities: list[str], perception: dict, samples: list) -> dict:
     """The measured part of an ablation.json (the demo's run and a fresh world's re-check): the accuracy table, the
-    paper's shape, the base's perception, the targets, the answer spread and the paired flips against the base."""
+    paper's shape, the base's perception, the targets, the answer spread, the paired flips against the base, and
+    what the replies list against the true timelines of `samples` (the evaluated questions; eval/listing_quality.py)."""
     table = ablation_table(rows, modalities)
     spread, paired = answer_spread(rows, modalities), paired_vs_base(rows, modalities)
     return {"table": table, "shape": paper_shape(table), "base_perception": perception,
             "targets": demo_targets(table, perception, spread, paired), "answer_spread": spread,
-            "paired_vs_base": paired}
+            "paired_vs_base": paired, "listing": listing_quality(rows, samples)}
 
 
 def separated(a: dict | None, b: dict | None) -> bool:
@@ -235,9 +236,10 @@ def _mean(vals: list[float]) -> float:
 
 def render_markdown(table: dict, modalities: list[str], *, config: dict, timings: dict, sft_losses: list[float],
                     curves: dict | None = None, rows: list[dict] | None = None,
-                    perception: dict | None = None,
+                    perception: dict | None = None, listing: dict | None = None,
                     title: str = "OmniVideo-R1 demo: ablation on the synthetic world (test split)") -> str:
-    """The demo's ablation.md: accuracy table, the paper's claims, answer spread, reward curves, timings, config."""
+    """The demo's ablation.md: accuracy table, the paper's claims, answer spread, what the replies list
+    (`listing`: listing_quality's result), reward curves, timings, config."""
     cols = []
     for m in modalities:
         cols.append(m)
@@ -270,6 +272,8 @@ def render_markdown(table: dict, modalities: list[str], *, config: dict, timings
                                                      for sense, s in perception[key].items()
                                                      if s.get("accuracy") is not None) + ".")
         lines.append("")
+    if listing:
+        lines += listing_lines(listing, MODALITY_NAMES)
     spread = answer_spread(rows, modalities) if rows else None
     targets = demo_targets(table, perception, spread, paired)
     lines += ["The demo's targets checked on this run:", "", "| target | met | measured |", "|---|---|---|"]

@@ -334,11 +334,11 @@ def run_demo(cfg: DemoConfig) -> dict:
     write_report(rows, os.path.join(out, "eval"), title="OmniVideo-R1 demo: synthetic world, test split")
 
     # 5. the ablation table
-    summary = ablation_summary(rows, cfg.modalities, perception)
+    summary = ablation_summary(rows, cfg.modalities, perception, test_samples)
     table = summary["table"]
     timings["total"] = time.perf_counter() - t_start
     md = render_markdown(table, cfg.modalities, config=asdict(cfg), timings=timings, sft_losses=sft_losses,
-                         curves=curves, rows=rows, perception=perception)
+                         curves=curves, rows=rows, perception=perception, listing=summary["listing"])
     with open(os.path.join(out, "ablation.md"), "w", encoding="utf-8") as fh:
         fh.write(md)
     with open(os.path.join(out, "ablation.json"), "w", encoding="utf-8") as fh:

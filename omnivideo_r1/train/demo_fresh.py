@@ -125,12 +125,13 @@ def evaluate_on_fresh_world(run_dir: str, seed: int, n_clips: int = DEFAULT_CLIP
     write_report(rows, os.path.join(out, "eval"), title=f"OmniVideo-R1 demo: fresh world {seed}")
 
     # 3. the run's report for this world
-    summary = ablation_summary(rows, modalities, perception)
+    summary = ablation_summary(rows, modalities, perception, samples)
     table = summary["table"]
     timings["total"] = time.perf_counter() - t_start
     title = f"OmniVideo-R1 demo: the checkpoints of {run_dir} on fresh world {seed} (every clip held out)"
     md = render_markdown(table, modalities, config={"run": run_dir, "world_seed": seed, "clips": n_clips},
-                         timings=timings, sft_losses=[], rows=rows, perception=perception, title=title)
+                         timings=timings, sft_losses=[], rows=rows, perception=perception,
+                         listing=summary["listing"], title=title)
     with open(os.path.join(out, "ablation.md"), "w", encoding="utf-8") as fh:
         fh.write(md)
     with open(os.path.join(out, "ablation.json"), "w", encoding="utf-8") as fh:
