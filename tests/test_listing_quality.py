@@ -102,3 +102,27 @@ def test_listing_quality_aggregates_per_model_and_input_condition():
 
 def test_no_rows_no_lines():
     assert listing_lines(listing_quality([], []), MODALITY_NAMES) == []
+
+
+def test_the_demo_reports_the_base_listing_sounds_from_audio_alone():
+    from omnivideo_r1.eval.demo_report import render_markdown
+    from omnivideo_r1.train.demo_jobs import evaluation_rows
+
+    audio_q = AVSample(id="a", video="clip.mp4", question="What was the first sound heard?",
+                       options=["a high-pitched beep", "a noise burst", "a low-pitched beep", "a mid-pitched beep"],
+                       answer="A", modality_needs="audio",
+                       extra={"timeline": CLIP.to_dict(), "query": {"type": "nth_sound", "index": 0}})
+
+    def scored(sample_id, modality, output):
+        return {"id": sample_id, "modality": modality, "output": output, "correct": True, "parsed": "A"}
+
+    arm_rows = {f"eval_{arm}_{m}": {"rows": [scored("a", m, listing(*CLIP.events()))]}
+                for arm in ("base", "qi", "ma", "qi_ma") for m in ("av", "video")}
+    results = {**arm_rows, "eval_base_perception": {"audio_rows": [scored("a", "audio", listing(HIGH))]}}
+    rows, perception = evaluation_rows(results, [audio_q], ["av", "video"])
+    assert perception["audio_listing_audio_alone"] == {"n": 1, "found_audio": 0.5, "listed_audio": 0.5,
+                                                       "precise_audio": 1.0}
+    md = render_markdown({}, ["av", "video"], config={}, timings={}, sft_losses=[], rows=rows, perception=perception,
+                         listing=listing_quality(rows, [audio_q]))
+    assert "Sounds the base's replies list from audio alone" in md and "50.0% found, 0.50 listed per sound" in md
+    assert "| QI + MA | AV | 100.0 | 1.00 | 100.0 | 1.00 | - | - |" in md

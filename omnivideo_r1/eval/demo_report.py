@@ -271,6 +271,11 @@ def render_markdown(table: dict, modalities: list[str], *, config: dict, timings
                 lines.append(f"{lead}: " + ", ".join(f"{sense} {100 * s['accuracy']:.1f}% of {s['n']}"
                                                      for sense, s in perception[key].items()
                                                      if s.get("accuracy") is not None) + ".")
+        alone = perception.get("audio_listing_audio_alone")
+        if alone and alone.get("found_audio") is not None:
+            lines.append(f"Sounds the base's replies list from audio alone (audio-only questions; as in the listing "
+                         f"table below): {100 * alone['found_audio']:.1f}% found, {alone['listed_audio']:.2f} listed "
+                         f"per sound, over {alone['n']} replies.")
         lines.append("")
     if listing:
         lines += listing_lines(listing, MODALITY_NAMES)

@@ -194,6 +194,7 @@ def evaluation_rows(results: dict[str, Any], samples: list, modalities: Sequence
     """(eval rows of the four arms under every condition, labelled for the ablation report; the base's perception
     measures) from the results of `evaluation_jobs`."""
     from ..eval.demo_report import ARM_LABELS, ARMS, base_perception
+    from ..eval.listing_quality import listing_quality
 
     rows = []
     needs_by_id = {s.id: s.modality_needs for s in samples}
@@ -208,4 +209,8 @@ def evaluation_rows(results: dict[str, Any], samples: list, modalities: Sequence
     for key in ("caption_words", "listing_readout"):  # teacher-forced measures of a perception-trained base
         if key in measured:
             perception[key] = measured[key]
+    # The sounds its replies list from audio alone, to set beside the listing with audio and video in the report.
+    alone = listing_quality([{**r, "model": "base"} for r in measured["audio_rows"]], samples).get("base", {})
+    if alone.get("audio"):
+        perception["audio_listing_audio_alone"] = alone["audio"]
     return rows, perception
