@@ -372,3 +372,33 @@ def test_readout_drills_with_merged_listings_give_both_timelines(tiny_dirs, one_
         PerceptionConfig(question_evidence="input", readout_drill_av_share=1.5)
     with pytest.raises(ValueError, match="question_evidence=input"):
         PerceptionConfig(question_evidence="all", readout_drill_av_share=0.5)
+
+
+@pytest.mark.parametrize("share", [0.0, 0.5])
+def test_caption_tasks_list_both_senses_only_when_both_are_shown(tiny_dirs, one_thread, share):
+    from omnivideo_r1.policy.omni import OmniPolicy
+    from omnivideo_r1.synth.questions import LetterDeck
+    from omnivideo_r1.train.perception import PerceptionConfig, _make_task
+    from omnivideo_r1.train.perception_data import CAPTION_REQUEST
+
+    policy = OmniPolicy.from_pretrained(tiny_dirs["qwen3_omni"])
+    eos = policy.tokenizer.convert_tokens_to_ids("<|im_end|>")
+    cfg = PerceptionConfig(seed=5, av_share=0.5, caption_both_share=share)
+    rng, deck = np.random.default_rng(3), LetterDeck(np.random.default_rng(4))
+    seen = []
+    for i in range(24):
+        kind = ("video_caption", "audio_caption")[i % 2]
+        task = _make_task(policy, WORLD, cfg, i, kind, rng, deck, eos)
+        shown, listed = task.prompt.effective_modality, task.prompt.sample.modality_needs
+        own = kind.split("_")[0]
+        assert listed in (own, "both") and (listed == "both") <= (shown == "av")  # both listed only if both shown
+        assert task.prompt.user_text == CAPTION_REQUEST[listed]
+        want = _listing(task.timeline, "av" if listed == "both" else own)
+        assert policy.tokenizer.decode(task.ids).startswith(want)
+        seen.append((shown, listed))
+    both_shown = [listed for shown, listed in seen if shown == "av"]
+    assert both_shown and (("both" in both_shown) == (share > 0))
+    if share:
+        assert any(listed != "both" for listed in both_shown)  # a share, not all
+    with pytest.raises(ValueError, match="caption_both_share"):
+        PerceptionConfig(caption_both_share=1.5)

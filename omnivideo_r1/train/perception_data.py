@@ -40,8 +40,9 @@ SINGLE_MODALITY_TYPES = {kind: needs for kind, (needs, _) in QUERY_TYPES.items()
 CAPTION_REQUEST = {
     "video": "Describe each shape that appears, with its time range.",
     "audio": "Describe each sound that is heard, with its time range.",
+    "both": "Describe each shape that appears and each sound that is heard, with its time range.",
 }
-"""The user text of a caption task, per captioned modality."""
+"""The user text of a caption task, per captioned sense ("both": both senses' events in one listing)."""
 
 
 @dataclass
