@@ -17,3 +17,13 @@ def clip_from_arrays(frames_THWC: np.ndarray | None, audio: np.ndarray | None, f
     times = start + np.arange(count, dtype=np.float64) / fps
     dur = max(count / fps if count else 0.0, 0.0 if audio is None else len(audio) / AUDIO_SAMPLE_RATE)
     return Clip(path, frames_THWC, times, fps, audio, start, start + dur)
+
+
+def listing(*events) -> str:
+    """A reply's listing of synthetic-world events (synth/scene.py), in the grounded format the rewards read."""
+    return "".join(f"<time>{e.start:.1f}-{e.end:.1f}</time><caption>{e.caption}</caption>" for e in events)
+
+
+def answer(text: str) -> str:
+    """The end of a grounded reply that answers `text`."""
+    return f"<thinking> {text}</thinking><answer> {text}</answer>"

@@ -2,6 +2,7 @@
 
 import pytest
 
+from helpers import answer, listing
 from omnivideo_r1.eval.listing_quality import listing_lines, listing_quality, reply_listing
 from omnivideo_r1.eval.report import MODALITY_NAMES
 from omnivideo_r1.schema import AVSample
@@ -16,14 +17,6 @@ BOTH = AVSample(id="both", video="clip.mp4", question="Which sound was heard whi
                 answer="B", modality_needs="both",
                 extra={"timeline": CLIP.to_dict(), "query": {"type": "sound_during_object", "colour": "red",
                                                               "shape": "square"}})
-
-
-def listing(*events) -> str:
-    return "".join(f"<time>{e.start:.1f}-{e.end:.1f}</time><caption>{e.caption}</caption>" for e in events)
-
-
-def answer(text: str) -> str:
-    return f"<thinking> {text}</thinking><answer> {text}</answer>"
 
 
 MOVED = VisualEvent("square", "red", "center", 2.0, 4.0)  # another screen position: still the red square

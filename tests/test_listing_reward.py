@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from helpers import answer, listing
 from omnivideo_r1.rewards import compute_rewards
 from omnivideo_r1.rewards.listing import listed_timeline
 from omnivideo_r1.rewards.types import RolloutRecord
@@ -28,10 +29,6 @@ SAMPLE = AVSample(id="q1", video="clip.mp4", question="Which colour was on scree
                   extra={"timeline": CLIP.to_dict(), "query": {"type": "colour_during_sound", "sound": "high"}})
 
 
-def listing(*events) -> str:
-    return "".join(f"<time>{e.start:.1f}-{e.end:.1f}</time><caption>{e.caption}</caption>" for e in events)
-
-
 TRUE = listing(*CLIP.events())
 # The beep listed during the red shape: this listing implies "red".
 SWAPPED = listing(VisualEvent("circle", "green", "left", 0.0, 2.0), VisualEvent("square", "red", "right", 2.0, 4.0),
@@ -39,10 +36,6 @@ SWAPPED = listing(VisualEvent("circle", "green", "left", 0.0, 2.0), VisualEvent(
 # Two high beeps, one per shape: "green" and "red" both fit.
 AMBIGUOUS = listing(VisualEvent("circle", "green", "left", 0.0, 2.0), AudioEvent("high", 0.5, 1.0),
                     VisualEvent("square", "red", "right", 2.0, 4.0), AudioEvent("high", 2.5, 3.0))
-
-
-def answer(text: str) -> str:
-    return f"<thinking> {text}</thinking><answer> {text}</answer>"
 
 
 FOLLOWS_CASES = [
