@@ -27,7 +27,7 @@ from ..answers import extract_answer_block, parse_choice
 from ..rewards.listing import listed_timeline
 from ..schema import AVSample
 from ..synth.questions import candidate_answers, is_world_question
-from ..synth.scene import Timeline, overlap
+from ..synth.scene import Timeline, VisualEvent, overlap
 
 SENSES = ("video", "audio")
 SHOWN = {"av": ("video", "audio"), "video": ("video",), "audio": ("audio",)}
@@ -36,7 +36,7 @@ SHOWN = {"av": ("video", "audio"), "video": ("video",), "audio": ("audio",)}
 
 def _name(event) -> tuple:
     """What a cross-modal question can ask of an event: (colour, shape) on screen, the kind of sound heard."""
-    return (event.colour, event.shape) if hasattr(event, "shape") else (event.sound,)
+    return (event.colour, event.shape) if isinstance(event, VisualEvent) else (event.sound,)
 
 
 def _matches(a, b) -> bool:
