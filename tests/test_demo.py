@@ -13,7 +13,9 @@ from omnivideo_r1.eval.demo_report import (ARM_LABELS, ARMS, answer_entropy_bits
                                            paired_vs_base, paper_shape, trailing_mean)
 from omnivideo_r1.eval.listing_quality import listing_quality
 from omnivideo_r1.eval.report import mcnemar_exact_p
+from omnivideo_r1.errors import UsageError
 from omnivideo_r1.train.demo import DemoConfig, arm_config, run_demo
+from omnivideo_r1.train.demo_fresh import parse_checkpoint_overrides
 from omnivideo_r1.config import load_config
 from omnivideo_r1.schema import read_samples
 
@@ -169,6 +171,23 @@ def _check_fresh_world_recheck(out, cfg: DemoConfig, base_world_seed: int) -> No
     md = (fresh / "ablation.md").read_text()
     assert f"on fresh world {seed}" in md.splitlines()[0] and "The demo's targets checked on this run:" in md
     assert (fresh / "ablation.png").is_file()
+
+    # Another checkpoint in an arm's place: here MA's final in QI's, so QI's greedy answers must be MA's.
+    stand_in = str(out / "ma" / "final")
+    assert main(["fresh-world", "--run", str(out), "--seed", str(seed), "--checkpoint", f"qi={stand_in}"]) == 2
+    variant = out / "variant"
+    assert main(["fresh-world", "--run", str(out), "--seed", str(seed), "--clips", "1", "--workers", "1",
+                 "--checkpoint", f"qi={stand_in}", "--out", str(variant)]) == 0
+    saved = json.loads((variant / "ablation.json").read_text())
+    assert saved["checkpoints"] == {**json.loads((out / "ablation.json").read_text())["checkpoints"], "qi": stand_in}
+    assert saved["replaced"] == ["qi"]
+    rows = [json.loads(line) for line in (variant / "eval" / "results.jsonl").read_text().splitlines() if line]
+    for modality in cfg.modalities:
+        def answers(arm):
+            return [(r["id"], r["output"]) for r in rows if r["model"] == ARM_LABELS[arm] and r["modality"] == modality]
+        assert answers("qi") == answers("ma") and answers("qi"), modality
+    assert {r["checkpoint"] for r in rows if r["model"] == ARM_LABELS["qi"]} == {stand_in}
+    assert f"in place of the run's qi: {stand_in}" in (variant / "ablation.md").read_text().splitlines()[0]
 
 
 @pytest.mark.slow
@@ -397,8 +416,6 @@ def test_presets_load_and_the_perceive_preset_fits_its_replies(tiny_dirs):
 
 
 def test_rl_questions_both_without_a_cross_modal_train_question_is_a_user_error(tmp_path):
-    from omnivideo_r1.errors import UsageError
-
     cfg = load_config(DemoConfig, "demo_smoke", [f"out_dir={tmp_path / 'demo'}", "n_clips=2", "splits=[0.0,0.0,1.0]",
                                                  "rl_questions=both"])
     with pytest.raises(UsageError, match="rl_questions=both.*no cross-modal question"):
@@ -491,3 +508,19 @@ def test_default_demo_settings_are_the_perceive_preset_without_building_its_base
     assert differs == {"out_dir", "base_model", "perception_pretraining", "rl_steps_qi", "rl_steps_ma"}, differs
     rebuilt = load_config(DemoConfig, None, ["base_model=", "perception_pretraining=true", "perception.steps=1500"])
     assert asdict(rebuilt)["perception"] == perceive["perception"] and rebuilt.world == DemoConfig().world
+
+
+@pytest.mark.parametrize("value, message", [
+    ("qi", "give ARM=DIR with ARM one of base, qi, ma, qi_ma"),
+    ("policy={dir}", "give ARM=DIR with ARM one of"),
+    ("qi=", "give ARM=DIR with ARM one of"),
+    ("qi={dir}/missing", "has no config.json; give a saved checkpoint folder"),
+])
+def test_fresh_world_checkpoint_overrides_name_an_arm_and_a_checkpoint(tmp_path, value, message):
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(UsageError, match=message):
+        parse_checkpoint_overrides([value.format(dir=tmp_path)])
+    assert parse_checkpoint_overrides([f"qi={tmp_path}", f"base={tmp_path}"]) == {"qi": str(tmp_path),
+                                                                                   "base": str(tmp_path)}
+    with pytest.raises(UsageError, match="the qi arm is already given"):
+        parse_checkpoint_overrides([f"qi={tmp_path}", f"qi={tmp_path}"])

@@ -7,6 +7,11 @@ base and three RL arms under the run's input conditions, with the run's greedy e
 run's report for that world (`ablation.md` / `.json` / `.png` under `<run>/fresh_world_<seed>/`): accuracy with
 Wilson intervals, each arm paired with the base question by question, the base's perception, the demo's targets.
 It trains nothing, so it takes about as long as the run's evaluations of a test split that size.
+
+`--checkpoint ARM=DIR` puts another checkpoint in an arm's place: an arm trained apart from the run on the run's
+world (e.g. `omnivideo-r1 train --config <run>/qi/config_qi.yaml rewards.intent=2.0`), asked the same fresh questions
+beside the run's other arms and paired with the same base. Its training curves are read from `DIR/../metrics.jsonl`
+(where `omnivideo-r1 train` writes them) instead of the run's.
 """
 
 from __future__ import annotations
@@ -29,14 +34,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the fresh world's seed: not the run's, nor the seed of its base's perception clips")
     parser.add_argument("--clips", type=int, default=DEFAULT_CLIPS,
                         help=f"clips in the fresh world, every one held out (default {DEFAULT_CLIPS})")
-    parser.add_argument("--out", default=None, metavar="DIR", help="output folder (default <run>/fresh_world_<seed>)")
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help="output folder (default <run>/fresh_world_<seed>; required with --checkpoint)")
+    parser.add_argument("--checkpoint", action="append", default=[], metavar="ARM=DIR",
+                        help="evaluate DIR (a final checkpoint folder) in the place of the run's arm ARM (base, qi, ma "
+                             "or qi_ma); repeat for several arms")
     parser.add_argument("--workers", type=int, default=None,
                         help="worker processes for the evaluations (default: the run's own setting)")
 
 
 def run(args: argparse.Namespace) -> int:
-    evaluate_on_fresh_world(args.run, args.seed, args.clips, out_dir=args.out, workers=args.workers)
+    evaluate_on_fresh_world(args.run, args.seed, args.clips, out_dir=args.out, workers=args.workers,
+                            checkpoints=parse_checkpoint_overrides(args.checkpoint))
     return 0
+
+
+def parse_checkpoint_overrides(values: list[str]) -> dict[str, str]:
+    """{arm: folder} from `--checkpoint ARM=DIR` values, each checked to name an arm and a saved checkpoint."""
+    from ..eval.demo_report import ARMS
+
+    out: dict[str, str] = {}
+    for value in values:
+        arm, sep, folder = value.partition("=")
+        if not sep or arm not in ARMS or not folder:
+            raise UsageError(f"--checkpoint {value}: give ARM=DIR with ARM one of {', '.join(ARMS)}")
+        if arm in out:
+            raise UsageError(f"--checkpoint {value}: the {arm} arm is already given ({out[arm]}); give each arm once")
+        if not os.path.isfile(os.path.join(folder, "config.json")):
+            raise UsageError(f"--checkpoint {value}: {folder} has no config.json; give a saved checkpoint folder "
+                             "(the `final` folder of an `omnivideo-r1 train` run)")
+        out[arm] = folder
+    return out
 
 
 def read_finished_run(run_dir: str) -> dict:
@@ -77,9 +105,10 @@ def used_world_seeds(report: dict) -> dict[int, str]:
 
 
 def evaluate_on_fresh_world(run_dir: str, seed: int, n_clips: int = DEFAULT_CLIPS, out_dir: str | None = None,
-                            workers: int | None = None) -> dict:
+                            workers: int | None = None, checkpoints: dict[str, str] | None = None) -> dict:
+    """The run's arms (`checkpoints` in the place of some: {arm: folder}) on a world of `seed`; see the module."""
     from ..config import build_config
-    from ..eval.demo_report import ablation_summary, plot_demo, render_markdown
+    from ..eval.demo_report import ablation_summary, plot_demo, read_curves, render_markdown
     from ..eval.report import write_report
     from ..schema import read_samples
     from ..synth.scene import WorldConfig
@@ -89,12 +118,20 @@ def evaluate_on_fresh_world(run_dir: str, seed: int, n_clips: int = DEFAULT_CLIP
 
     report = read_finished_run(run_dir)
     config = report["config"]
-    seen = used_world_seeds(report)
+    replaced = dict(checkpoints or {})
+    if replaced and out_dir is None:
+        raise UsageError("--checkpoint replaces arms of the run: give --out DIR, so that the run's own report on "
+                         f"fresh world {seed} is not overwritten")
+    arms = {**report["checkpoints"], **replaced}
+    seen = used_world_seeds({**report, "checkpoints": arms})  # a base given in the run's place: its clips' seed
     if seed in seen:
         raise UsageError(f"--seed {seed}: that is the seed of {seen[seed]}, so the world would not be fresh; pick "
                          f"another (used: {sorted(seen)})")
     if n_clips < 1:
         raise UsageError(f"--clips {n_clips}: give at least 1")
+    curves = dict(report.get("train_curves") or {})
+    for arm, folder in replaced.items():
+        curves[arm] = read_curves(os.path.join(os.path.dirname(os.path.abspath(folder)), "metrics.jsonl"))
     threads = int(config.get("threads", 1))
     setup_process(threads)
     out = out_dir or os.path.join(run_dir, f"fresh_world_{seed}")
@@ -115,7 +152,7 @@ def evaluate_on_fresh_world(run_dir: str, seed: int, n_clips: int = DEFAULT_CLIP
     modalities = list(config["modalities"])
     perceiving_base = bool(config.get("perception_pretraining")) or config.get("base_model") == PACKAGED_BASE
     ecfg = demo_eval_config(config["max_frames"], config["max_pixels"], config["max_new_tokens"])
-    jobs = evaluation_jobs(report["checkpoints"], samples, modalities, ecfg, perceiving_base)
+    jobs = evaluation_jobs(arms, samples, modalities, ecfg, perceiving_base)
     t0 = time.perf_counter()
     results = run_jobs(jobs, max(1, workers or int(config.get("workers", 1))), threads,
                        on_done=lambda name, result: print(f"[fresh-world] {name[len('eval_'):]}: evaluated in "
@@ -129,6 +166,8 @@ def evaluate_on_fresh_world(run_dir: str, seed: int, n_clips: int = DEFAULT_CLIP
     table = summary["table"]
     timings["total"] = time.perf_counter() - t_start
     title = f"OmniVideo-R1 demo: the checkpoints of {run_dir} on fresh world {seed} (every clip held out)"
+    if replaced:
+        title += "; in place of the run's " + ", ".join(f"{arm}: {folder}" for arm, folder in replaced.items())
     md = render_markdown(table, modalities, config={"run": run_dir, "world_seed": seed, "clips": n_clips},
                          timings=timings, sft_losses=[], rows=rows, perception=perception,
                          listing=summary["listing"], title=title)
@@ -136,9 +175,9 @@ def evaluate_on_fresh_world(run_dir: str, seed: int, n_clips: int = DEFAULT_CLIP
         fh.write(md)
     with open(os.path.join(out, "ablation.json"), "w", encoding="utf-8") as fh:
         json.dump({"run": os.path.abspath(run_dir), "world_seed": seed, "clips": n_clips, **summary,
-                   "checkpoints": report["checkpoints"], "timings_s": timings}, fh, indent=2)
+                   "checkpoints": arms, "replaced": sorted(replaced), "timings_s": timings}, fh, indent=2)
     # The run's own training curves beside this world's accuracy: what was trained, and how it does here.
-    plot_demo(os.path.join(out, "ablation.png"), report.get("train_curves") or {}, report.get("sft_losses") or [],
+    plot_demo(os.path.join(out, "ablation.png"), curves, report.get("sft_losses") or [],
               table, modalities, perception)
     print(md)
     print(f"[fresh-world] wrote {os.path.join(out, 'ablation.md')} and {os.path.join(out, 'ablation.png')}")

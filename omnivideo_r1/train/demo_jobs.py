@@ -141,7 +141,7 @@ def evaluate_arm(model_dir: str, samples: list, modality: str, eval_cfg, clip_ca
     t0 = time.perf_counter()
     load = _eval_clip_loader(clip_cache_bytes)
     rows = evaluate(OmniPolicy.from_pretrained(model_dir), samples, modality, eval_cfg, load)
-    return {"rows": rows, "seconds": time.perf_counter() - t0}
+    return {"rows": rows, "model_dir": model_dir, "seconds": time.perf_counter() - t0}
 
 
 def measure_base_perception(model_dir: str, samples: list, eval_cfg, perceiving_base: bool,
@@ -199,11 +199,13 @@ def evaluation_rows(results: dict[str, Any], samples: list, modalities: Sequence
     rows = []
     needs_by_id = {s.id: s.modality_needs for s in samples}
     for arm in ARMS:
-        for row in (row for modality in modalities for row in results[f"eval_{arm}_{modality}"]["rows"]):
-            row["model"] = ARM_LABELS[arm]
-            row["benchmark"] = "synthetic-test"
-            row["modality_needs"] = needs_by_id.get(row["id"], "unknown")
-            rows.append(row)
+        for result in (results[f"eval_{arm}_{modality}"] for modality in modalities):
+            for row in result["rows"]:
+                row["model"] = ARM_LABELS[arm]
+                row["checkpoint"] = result["model_dir"]  # which weights answered (a fresh-world stand-in, say)
+                row["benchmark"] = "synthetic-test"
+                row["modality_needs"] = needs_by_id.get(row["id"], "unknown")
+                rows.append(row)
     measured = results["eval_base_perception"]
     perception = base_perception(rows, measured["audio_rows"])
     for key in ("caption_words", "listing_readout"):  # teacher-forced measures of a perception-trained base
