@@ -176,7 +176,7 @@ def evaluate_on_fresh_world(run_dir: str, seed: int, n_clips: int = DEFAULT_CLIP
     with open(os.path.join(out, "ablation.json"), "w", encoding="utf-8") as fh:
         json.dump({"run": os.path.abspath(run_dir), "world_seed": seed, "clips": n_clips, **summary,
                    "checkpoints": arms, "replaced": sorted(replaced), "timings_s": timings}, fh, indent=2)
-    # The run's own training curves beside this world's accuracy: what was trained, and how it does here.
+    # The training curves (the run's, or a stand-in's own) beside this world's accuracy.
     plot_demo(os.path.join(out, "ablation.png"), curves, report.get("sft_losses") or [],
               table, modalities, perception)
     print(md)
