@@ -109,10 +109,12 @@ def test_the_demo_reports_the_base_listing_sounds_from_audio_alone():
     def scored(sample_id, modality, output):
         return {"id": sample_id, "modality": modality, "output": output, "correct": True, "parsed": "A"}
 
-    arm_rows = {f"eval_{arm}_{m}": {"rows": [scored("a", m, listing(*CLIP.events()))]}
+    arm_rows = {f"eval_{arm}_{m}": {"rows": [scored("a", m, listing(*CLIP.events()))], "model_dir": f"runs/{arm}"}
                 for arm in ("base", "qi", "ma", "qi_ma") for m in ("av", "video")}
     results = {**arm_rows, "eval_base_perception": {"audio_rows": [scored("a", "audio", listing(HIGH))]}}
     rows, perception = evaluation_rows(results, [audio_q], ["av", "video"])
+    assert [(r["model"], r["checkpoint"]) for r in rows if r["modality"] == "av"] == [
+        ("base", "runs/base"), ("QI only", "runs/qi"), ("MA only", "runs/ma"), ("QI + MA", "runs/qi_ma")]
     assert perception["audio_listing_audio_alone"] == {"n": 1, "found_audio": 0.5, "listed_audio": 0.5,
                                                        "precise_audio": 1.0}
     md = render_markdown({}, ["av", "video"], config={}, timings={}, sft_losses=[], rows=rows, perception=perception,
