@@ -88,11 +88,11 @@ def read_finished_run(run_dir: str) -> dict:
     return report
 
 
-def used_world_seeds(report: dict) -> dict[int, str]:
-    """Seeds whose clips the run's models have seen: its world's, and its base's perception clips'."""
-    config = report["config"]
+def used_world_seeds(config: dict, base_dir: str) -> dict[int, str]:
+    """Seeds whose clips the run's models have seen: its world's (`config`: the run's), and the perception clips' of
+    the base in `base_dir`."""
     seen = {int(config["seed"]): "the run's own world"}
-    provenance = os.path.join(report["checkpoints"]["base"], "provenance.json")
+    provenance = os.path.join(base_dir, "provenance.json")
     base_seed = None
     if os.path.isfile(provenance):  # the packaged base, copied into the run
         with open(provenance, encoding="utf-8") as fh:
@@ -123,7 +123,7 @@ def evaluate_on_fresh_world(run_dir: str, seed: int, n_clips: int = DEFAULT_CLIP
         raise UsageError("--checkpoint replaces arms of the run: give --out DIR, so that the run's own report on "
                          f"fresh world {seed} is not overwritten")
     arms = {**report["checkpoints"], **replaced}
-    seen = used_world_seeds({**report, "checkpoints": arms})  # a base given in the run's place: its clips' seed
+    seen = used_world_seeds(config, arms["base"])  # a base given in the run's place: its clips' seed
     if seed in seen:
         raise UsageError(f"--seed {seed}: that is the seed of {seen[seed]}, so the world would not be fresh; pick "
                          f"another (used: {sorted(seen)})")
