@@ -387,12 +387,15 @@ def test_presets_load_and_the_perceive_preset_fits_its_replies(tiny_dirs):
         assert cfg.out_dir == f"runs/demo_{name}"
     cfg = load_config(DemoConfig, "demo_perceive", [])
     assert cfg.perception_pretraining and cfg.model_size == "demo"
-    # "full" starts from the base "perceive" builds, packaged, with "perceive"'s rates and rewards (its documented
-    # settings carry over); its world is larger and its QI and MA longer, on the cross-modal questions.
+    # "full" starts from the base "perceive" builds, packaged, with "perceive"'s rates and MA rewards (its
+    # documented settings carry over); its world is larger, its QI and MA longer, on the cross-modal questions, and
+    # its QI pays the intent reward as much as the answer.
     full = asdict(load_config(DemoConfig, "demo_full", []))
     differs = {k for k, v in asdict(cfg).items() if full[k] != v}
     assert differs == {"out_dir", "n_clips", "splits", "base_model", "perception_pretraining", "prompts_per_step",
-                       "rl_questions", "rl_single_share", "rl_single_input", "rl_steps_qi", "rl_steps_ma"}, differs
+                       "rl_questions", "rl_single_share", "rl_single_input", "rl_steps_qi", "rl_steps_ma",
+                       "rl_rewards_qi"}, differs
+    assert full["rl_rewards_qi"] == {**cfg.rl_rewards_qi, "intent": full["rl_rewards_qi"]["answer"]}
     assert full["rl_questions"] == "both" and full["rl_steps_qi"] * full["prompts_per_step"] >= 2000
     assert full["rl_single_input"] == "own" and 0 < full["rl_single_share"] <= 0.25
     assert full["rl_steps_ma"] * full["prompts_per_step"] >= 1000

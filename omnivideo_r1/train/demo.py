@@ -232,11 +232,11 @@ def _plain(value):
 
 
 PRESETS = ("smoke", "perceive", "full")
-"""Shipped demo recipes (omnivideo_r1/recipes/demo_<name>.yaml): "smoke" runs every stage for a handful of steps
-on a format-warm-started tiny model (about a minute); "perceive" builds the perception base (the packaged one) in
-the run and trains the RL arms longer; "full" starts from the packaged base with "perceive"'s rates and rewards, QI
-300 and MA 150 steps of 8 prompts on the cross-modal train questions of a 1900-clip world, a third of it held out
-for intervals about 0.6x as wide as the default's."""
+"""Shipped demo recipes (omnivideo_r1/recipes/demo_<name>.yaml): "smoke" runs every stage for a handful of steps on a
+format-warm-started tiny model (about a minute); "perceive" builds the perception base (the packaged one) in the run
+and trains the RL arms longer; "full" starts from the packaged base with "perceive"'s rates and MA rewards (QI pays
+the intent reward as much as the answer), QI 300 and MA 150 steps of 8 prompts on the cross-modal train questions of
+a 1900-clip world, a third of it held out for intervals about 0.6x as wide as the default's."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
