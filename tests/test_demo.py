@@ -523,6 +523,10 @@ def test_fresh_world_checkpoint_overrides_name_an_arm_and_a_checkpoint(tmp_path,
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(UsageError, match=message):
         parse_checkpoint_overrides([value.format(dir=tmp_path)])
+
+
+def test_fresh_world_checkpoint_overrides_take_each_arm_once(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
     assert parse_checkpoint_overrides([f"qi={tmp_path}", f"base={tmp_path}"]) == {"qi": str(tmp_path),
                                                                                    "base": str(tmp_path)}
     with pytest.raises(UsageError, match="the qi arm is already given"):
