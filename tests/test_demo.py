@@ -99,6 +99,7 @@ def test_demo_smoke_writes_a_consistent_ablation(tmp_path, monkeypatch, base):
         readout = perception["listing_readout"]
         assert readout["video"]["n"] == silent_video["scored"] and "Right option ranked first when the correct " \
             "listing" in (out / "ablation.md").read_text()
+        assert sum(s["n"] for s in readout["video"]["by_type"].values()) == readout["video"]["n"]
         if base == "packaged":  # copied into the run, with the loss curve it was built with
             assert (out / "base" / "model.safetensors").is_file() and "perception" not in saved["timings_s"]
             provenance = json.loads((out / "base" / "provenance.json").read_text())

@@ -271,6 +271,12 @@ def test_listing_readout_gives_the_reference_listing_of_the_asked_sense(tiny_dir
     blind = listing_readout_accuracy(_ListingReader(tok, blind=True), samples, lambda s, modality: modality)
     for needs, stats in blind.items():  # answering without the listing: right only where the answer is "A"
         assert stats["correct"] == sum(s.modality_needs == needs and s.answer == "A" for s in samples)
+        asked = [s for s in samples if s.modality_needs == needs]
+        kinds = {s.extra["query"]["type"] for s in asked}
+        assert set(stats["by_type"]) == kinds and len(kinds) > 1
+        for kind, per_type in stats["by_type"].items():  # the same count, split by the question's query type
+            of_kind = [s for s in asked if s.extra["query"]["type"] == kind]
+            assert (per_type["n"], per_type["correct"]) == (len(of_kind), sum(s.answer == "A" for s in of_kind))
 
 
 

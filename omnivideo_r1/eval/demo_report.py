@@ -230,6 +230,13 @@ def _cell(s: dict | None) -> str:
     return f"{100 * s['accuracy']:.1f} [{100 * s['ci_low']:.0f}-{100 * s['ci_high']:.0f}] (n={s['scored']})"
 
 
+def _by_type(stats: dict) -> str:
+    """" (colour_of_nth 100.0% of 34, ...)" from a measure's per-query-type stats, or "" without them."""
+    parts = [f"{kind} {100 * s['accuracy']:.1f}% of {s['n']}" for kind, s in stats.get("by_type", {}).items()
+             if s.get("accuracy") is not None]
+    return f" ({', '.join(parts)})" if parts else ""
+
+
 def _mean(vals: list[float]) -> float:
     return sum(vals) / len(vals) if vals else float("nan")
 
@@ -268,7 +275,7 @@ def render_markdown(table: dict, modalities: list[str], *, config: dict, timings
                            "events is given (teacher-forced; near 100% means the answer is read out of the listing, "
                            "near the accuracy above means it comes from the media tokens)")):
             if perception.get(key):
-                lines.append(f"{lead}: " + ", ".join(f"{sense} {100 * s['accuracy']:.1f}% of {s['n']}"
+                lines.append(f"{lead}: " + ", ".join(f"{sense} {100 * s['accuracy']:.1f}% of {s['n']}{_by_type(s)}"
                                                      for sense, s in perception[key].items()
                                                      if s.get("accuracy") is not None) + ".")
         alone = perception.get("audio_listing_audio_alone")

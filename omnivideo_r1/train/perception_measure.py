@@ -92,7 +92,7 @@ def measure_perception(policy, samples: Sequence[AVSample], eval_cfg=None, clip_
         for row in evaluate(policy, subset, modality, eval_cfg, loader) if subset else []:
             row["measure"] = name
             rows.append(row)
-    kind_of = {s.id: (s.extra.get("query") or {}).get("type", s.category) for s in samples}
+    kind_of = {s.id: query_type(s) for s in samples}
     report: dict[str, Any] = {name: accuracy_stats([r for r in rows if r["measure"] == name])
                               for name in ("video_only", "audio_only", "audio_only_audio")}
     report["per_type"] = {}
@@ -110,13 +110,20 @@ def measure_perception(policy, samples: Sequence[AVSample], eval_cfg=None, clip_
     return report
 
 
+def query_type(sample: AVSample) -> str:
+    """The synthetic world's query type of `sample` ("colour_of_shape", ...), else its category."""
+    return (sample.extra.get("query") or {}).get("type", sample.category)
+
+
 def listing_readout_accuracy(policy, samples: Sequence[AVSample], clip_loader: Callable[[AVSample, str], Any],
                              max_questions: int = 200) -> dict[str, dict[str, Any]]:
     """Does the answer follow the listing? For each single-modality question (video-only on silent video, audio-only
     on audio alone) the reference listing of the input's events is given after the prompt, teacher-forced, and the
     options are ranked by the log-probability of `<thinking> {option text}</thinking><answer>` after it. Returns
     {"video" / "audio": accuracy stats (n, correct, accuracy, Wilson interval)}: the share whose right option ranks
-    first. `clip_loader(sample, modality)` gives the clip as that condition shows it (eval/runner.py:
+    first, with "by_type": the same stats per query type (`query_type`), since a base may read one kind of question
+    out of its listing and not another (on the packaged base: the n-th shape's colour always, the colour of a
+    named shape at chance; docs/demo-results.md). `clip_loader(sample, modality)` gives the clip as that condition shows it (eval/runner.py:
     load_modality_clip).
 
     A base that reads its answer out of its own listing scores near 100% here, whatever its eyes and ears; one that
@@ -141,6 +148,8 @@ def listing_readout_accuracy(policy, samples: Sequence[AVSample], clip_loader: C
                           for text in sample.options]
                 logp_BT, mask_BT = policy.logprobs([prompt] * len(scored), scored)
                 score_B = (logp_BT[:, start:] * mask_BT[:, start:]).sum(-1)
-                rows.append({"correct": int(score_B.argmax()) == LETTERS.index(sample.answer)})
-            out[needs] = accuracy_stats(rows)
+                rows.append({"correct": int(score_B.argmax()) == LETTERS.index(sample.answer),
+                             "type": query_type(sample)})
+            out[needs] = {**accuracy_stats(rows), "by_type": {
+                kind: accuracy_stats([r for r in rows if r["type"] == kind]) for kind in sorted({r["type"] for r in rows})}}
     return out
