@@ -122,9 +122,9 @@ def listing_readout_accuracy(policy, samples: Sequence[AVSample], clip_loader: C
     options are ranked by the log-probability of `<thinking> {option text}</thinking><answer>` after it. Returns
     {"video" / "audio": accuracy stats (n, correct, accuracy, Wilson interval)}: the share whose right option ranks
     first, with "by_type": the same stats per query type (`query_type`), since a base may read one kind of question
-    out of its listing and not another (on the packaged base: the n-th shape's colour always, the colour of a
-    named shape at chance; docs/demo-results.md). `clip_loader(sample, modality)` gives the clip as that condition shows it (eval/runner.py:
-    load_modality_clip).
+    out of its listing and not another (the packaged base: the n-th shape's colour always, the colour of a named
+    shape less than half the time; docs/demo-results.md). `clip_loader(sample, modality)` gives the clip as that
+    condition shows it (eval/runner.py: load_modality_clip).
 
     A base that reads its answer out of its own listing scores near 100% here, whatever its eyes and ears; one that
     answers from the media tokens scores about its plain accuracy, and then a better listing never reaches the
@@ -150,6 +150,7 @@ def listing_readout_accuracy(policy, samples: Sequence[AVSample], clip_loader: C
                 score_B = (logp_BT[:, start:] * mask_BT[:, start:]).sum(-1)
                 rows.append({"correct": int(score_B.argmax()) == LETTERS.index(sample.answer),
                              "type": query_type(sample)})
-            out[needs] = {**accuracy_stats(rows), "by_type": {
-                kind: accuracy_stats([r for r in rows if r["type"] == kind]) for kind in sorted({r["type"] for r in rows})}}
+            kinds = sorted({r["type"] for r in rows})
+            out[needs] = {**accuracy_stats(rows),
+                          "by_type": {kind: accuracy_stats([r for r in rows if r["type"] == kind]) for kind in kinds}}
     return out
