@@ -95,11 +95,8 @@ def measure_perception(policy, samples: Sequence[AVSample], eval_cfg=None, clip_
     kind_of = {s.id: query_type(s) for s in samples}
     report: dict[str, Any] = {name: accuracy_stats([r for r in rows if r["measure"] == name])
                               for name in ("video_only", "audio_only", "audio_only_audio")}
-    report["per_type"] = {}
-    for row in rows:
-        if row["measure"] in ("video_only", "audio_only"):
-            report["per_type"].setdefault(kind_of[row["id"]], []).append(row)
-    report["per_type"] = {k: accuracy_stats(v) for k, v in sorted(report["per_type"].items())}
+    report["per_type"] = stats_by([r for r in rows if r["measure"] in ("video_only", "audio_only")],
+                                  lambda r: kind_of[r["id"]])
     if caption_clips > 0:
         def decoded(sample: AVSample, modality: str):
             return load_modality_clip(sample, modality, eval_cfg, loader)
@@ -108,6 +105,16 @@ def measure_perception(policy, samples: Sequence[AVSample], eval_cfg=None, clip_
         report["listing_readout"] = listing_readout_accuracy(policy, samples, decoded)
     report["rows"] = rows
     return report
+
+
+def stats_by(rows: Sequence[dict[str, Any]], key: Callable[[dict[str, Any]], str]) -> dict[str, dict[str, Any]]:
+    """Accuracy stats (eval/report.py: accuracy_stats) of `rows` grouped by `key(row)`, in key order."""
+    from ..eval.report import accuracy_stats
+
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(key(row), []).append(row)
+    return {k: accuracy_stats(v) for k, v in sorted(groups.items())}
 
 
 def query_type(sample: AVSample) -> str:
@@ -150,7 +157,5 @@ def listing_readout_accuracy(policy, samples: Sequence[AVSample], clip_loader: C
                 score_B = (logp_BT[:, start:] * mask_BT[:, start:]).sum(-1)
                 rows.append({"correct": int(score_B.argmax()) == LETTERS.index(sample.answer),
                              "type": query_type(sample)})
-            kinds = sorted({r["type"] for r in rows})
-            out[needs] = {**accuracy_stats(rows),
-                          "by_type": {kind: accuracy_stats([r for r in rows if r["type"] == kind]) for kind in kinds}}
+            out[needs] = {**accuracy_stats(rows), "by_type": stats_by(rows, lambda r: r["type"])}
     return out
