@@ -356,6 +356,9 @@ def test_arm_config_is_the_stage_recipe_on_demo_settings():
     assert ma.rewards == {}  # the stage's paper weights
     assert qi.data.single_sense_input == "av"
     assert arm_config(DemoConfig(rl_single_input="own"), "ma", "o", "b", "t", 1).data.single_sense_input == "own"
+    per_stage = DemoConfig(rl_questions="both", rl_single_share=0.1, rl_single_input="own", rl_single_input_ma="mixed")
+    assert arm_config(per_stage, "qi", "o", "b", "t", 1).data.single_sense_input == "own"
+    assert arm_config(per_stage, "ma", "o", "b", "t", 1).data.single_sense_input == "mixed"
     with pytest.raises(ValueError, match="MA arm.*unknown reward"):
         DemoConfig(rl_rewards_ma={"answr": 1.0})
 
@@ -480,7 +483,9 @@ def test_rl_questions_by_stage_give_the_share_to_the_named_stages(share, stages,
     (["rl_single_share=0.25"], r"rl_single_share=0.25 with rl_questions=all: the share applies to rl_questions=both"),
     (["rl_single_input=own", "rl_questions=both"],
      r"rl_single_input=own with rl_questions=both and rl_single_share=0: .*set rl_single_share > 0"),
-    (["rl_single_input=alone"], r"rl_single_input: 'alone' is not one of \('av', 'own'\)"),
+    (["rl_single_input=alone"], r"rl_single_input: 'alone' is not one of \('av', 'own', 'mixed'\)"),
+    (["rl_single_input_ma=mixed", "rl_questions=both"],
+     r"rl_single_input_ma=mixed with rl_questions=both and rl_single_share=0: .*set rl_single_share > 0"),
 ])
 def test_a_single_sense_share_outside_cross_modal_rl_is_a_config_error(overrides, message):
     from omnivideo_r1.config import ConfigError

@@ -134,6 +134,45 @@ def test_rollouts_show_single_sense_questions_with_their_own_sense_on_request(si
     assert [g.sample.id for g in groups] == ["q0", "q1", "q2", "q3"]
 
 
+def test_mixed_shows_half_the_single_sense_questions_alone_and_each_one_the_same_way_every_time():
+    import numpy as np
+
+    from helpers import clip_from_arrays
+    from omnivideo_r1.schema import AVSample
+    from omnivideo_r1.train.rollout import MediaSkips, rollout_groups, rollout_modality
+
+    needs = ["video", "audio", "both", "unknown"] * 10
+    samples = [AVSample(id=f"q{i}", video=f"clip{i}.mp4", question="Which?", options=["a", "b"], answer="A",
+                        modality_needs=n) for i, n in enumerate(needs)]
+    clip = clip_from_arrays(np.zeros((2, 8, 8, 3), np.uint8), np.zeros(16000, np.float32), fps=2.0)
+
+    class Cache:
+        def get_or_load(self, path, **kwargs):
+            return clip
+
+    class RecordingSampler:
+        def __init__(self):
+            self.prompts = []
+
+        def sample_groups(self, prompts, seeds):
+            self.prompts.extend(prompts)
+            return [[] for _ in prompts]
+
+    cfg = load_config(TrainConfig, None, ["data.single_sense_input=mixed"])
+    shown = []
+    for step, order in ((1, range(40)), (7, reversed(range(40)))):  # another step, the slots in reverse
+        sampler = RecordingSampler()
+        indices = list(order)
+        rollout_groups(sampler, samples, indices, list(range(40)), step, cfg, Cache(), MediaSkips())
+        shown.append(dict(zip(indices, (p.effective_modality for p in sampler.prompts))))
+    assert shown[0] == shown[1]
+    single = [i for i, n in enumerate(needs) if n in ("video", "audio")]
+    alone = [i for i in single if shown[0][i] == needs[i]]
+    assert 5 <= len(alone) <= 15 and all(shown[0][i] == "av" for i in single if i not in alone)
+    assert all(shown[0][i] == "av" for i, n in enumerate(needs) if n not in ("video", "audio"))
+    assert all(rollout_modality(samples[i], "mixed") == shown[0][i] for i in range(40))
+
+
 @pytest.mark.parametrize("stage, single_sense_input, silent_clip, kept", [
     ("qi", "av", 1, "q1"),   # the audio question stays, shown with both senses as a silent video
     ("qi", "own", 1, "q2"),  # shown alone it has nothing to show: skipped, the next question takes the slot

@@ -76,11 +76,12 @@ class DataConfig:
     """How a video's own sound reaches the model: interleaved with the frames (Qwen-Omni's use_audio_in_video) or
     as a separate audio item after the video (the released training data's layout). auto: interleaved with the
     hf rollout backend, separate with vllm (whose server cannot interleave)."""
-    single_sense_input: Literal["av", "own"] = "av"
+    single_sense_input: Literal["av", "own", "mixed"] = "av"
     """How RL rollouts show a question that needs one sense (`modality_needs` "video" or "audio"): "av", with both
-    senses like every other question (the paper's stages), or "own", with that sense alone (silent video, audio
-    alone), so the answer reward reaches single-sense answering as it is evaluated. Questions that need both senses,
-    or whose needs are unknown, are always shown with both."""
+    senses like every other question (the paper's stages), "own", with that sense alone (silent video, audio
+    alone), so the answer reward reaches single-sense answering as it is evaluated, or "mixed", half of them (by
+    question id) each way, so the reward reaches both the question asked with both senses and the silent video.
+    Questions that need both senses, or whose needs are unknown, are always shown with both."""
 
 
 @dataclass

@@ -140,13 +140,19 @@ class DemoConfig:
     """The stages whose RL questions take `rl_single_share`: "qi" (the QI arm) and / or "ma" (MA only and QI -> MA);
     the others train on the cross-modal questions alone. Measured with the full preset and ["ma"]: QI -> MA keeps
     the preset's "both" gain, but QI's cost on video-only questions on silent video stays (docs/demo-results.md)."""
-    rl_single_input: Literal["av", "own"] = "av"
+    rl_single_input: Literal["av", "own", "mixed"] = "av"
     """How the RL arms show their single-sense questions (train/config.py DataConfig.single_sense_input): "av",
-    with both senses like every RL prompt, or "own", with the one sense the question needs (silent video, audio
-    alone), so the answer reward reaches the skills that "silent video" and "audio alone" measure. Measured with the
-    full preset at rl_single_share=0.1: QI alone lifts "both" +14.0 points with silent video and audio alone kept
-    (docs/demo-results.md); --preset full uses it. In the default demo (all questions, 40 / 20 steps) it kept silent
-    video but gained nothing on seeds 0 and 1."""
+    with both senses like every RL prompt, "own", with the one sense the question needs (silent video, audio
+    alone), so the answer reward reaches the skills that "silent video" and "audio alone" measure, or "mixed", half
+    of them (by question id) each way. Measured with the full preset at rl_single_share=0.1: QI alone lifts "both"
+    +14.0 points with silent video and audio alone kept (docs/demo-results.md); --preset full uses "own" for QI. In
+    the default demo (all questions, 40 / 20 steps) it kept silent video but gained nothing on seeds 0 and 1."""
+    rl_single_input_ma: Literal["", "av", "own", "mixed"] = ""
+    """The MA arms' (MA only and QI -> MA) rl_single_input where it differs from QI's; empty: the same as QI's.
+    Measured from the full preset's seed-1 QI, MA seeds 1 and 2: "av" in MA (QI "own") lifts QI + MA on AV +4.8 /
+    +6.5 points over "own" and keeps "both", with silent video 5.1 points lower in one seed of two; "mixed" gains
+    nothing (docs/demo-results.md, "MA with its single-sense questions asked with both senses"). The preset keeps
+    "own" until the MA-only arm and an end-to-end run are measured."""
     format_allow_overlap: bool = True
     """Format reward pays segments that overlap in time (rewards/format.py: allow_overlap; the paper's reward does
     not). The perception base lists both senses' events, and a sound heard while a shape is on screen is two
@@ -178,10 +184,11 @@ class DemoConfig:
             raise ValueError(f"rl_single_share={self.rl_single_share} with rl_questions={self.rl_questions}: the "
                              "share applies to rl_questions=both (\"all\" trains on every single-sense question "
                              "already); set rl_questions=both or rl_single_share=0")
-        if self.rl_single_input == "own" and self.rl_questions == "both" and not self.rl_single_share:
-            raise ValueError("rl_single_input=own with rl_questions=both and rl_single_share=0: the RL questions are "
-                             "all cross-modal, so none is shown with one sense; set rl_single_share > 0 or "
-                             "rl_questions=all")
+        for name, shown in (("rl_single_input", self.rl_single_input), ("rl_single_input_ma", self.rl_single_input_ma)):
+            if shown in ("own", "mixed") and self.rl_questions == "both" and not self.rl_single_share:
+                raise ValueError(f"{name}={shown} with rl_questions=both and rl_single_share=0: the RL questions are "
+                                 "all cross-modal, so none is shown with one sense; set rl_single_share > 0 or "
+                                 "rl_questions=all")
         if not self.rl_single_share_stages:  # the names themselves are checked by the loader (Literal)
             raise ValueError(f"rl_single_share_stages={self.rl_single_share_stages}: name the stages that take the "
                              "single-sense share, one or both of \"qi\" and \"ma\"")
@@ -434,7 +441,7 @@ def arm_config(cfg: DemoConfig, stage: str, out_dir: str, init_dir: str, train_p
         run=RunConfig(stage=stage, out_dir=out_dir, steps=steps, seed=cfg.seed, progress=False),
         model=ModelConfig(path=init_dir, freeze_vision=False, freeze_audio=False),
         data=DataConfig(train_path=train_path, max_frames=cfg.max_frames, max_pixels=cfg.max_pixels,
-                        single_sense_input=cfg.rl_single_input),
+                        single_sense_input=(stage == "ma" and cfg.rl_single_input_ma) or cfg.rl_single_input),
         rollout=RolloutConfig(prompts_per_step=cfg.prompts_per_step, rollouts_per_prompt=cfg.rollouts_per_prompt,
                               max_new_tokens=cfg.max_new_tokens, temperature=cfg.rl_temperature,
                               # A tiny model on CPU: a decode step costs little per row, so all groups at once.

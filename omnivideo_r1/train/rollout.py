@@ -113,7 +113,7 @@ def audio_alone_use(sample: AVSample, cfg: TrainConfig) -> str | None:
     if cfg.run.stage == "ma":
         return "stage MA also asks it with audio alone"
     if rollout_modality(sample, cfg.data.single_sense_input) == "audio":
-        return "single_sense_input=own shows it alone"
+        return f"single_sense_input={cfg.data.single_sense_input} shows it alone"
     return None
 
 
@@ -172,10 +172,14 @@ class PromptGroup:
 
 
 def rollout_modality(sample: AVSample, single_sense_input: str) -> str:
-    """The input a rollout shows `sample` with: "av", or its one needed sense when single_sense_input is "own"."""
-    if single_sense_input == "own" and sample.modality_needs in ("video", "audio"):
-        return sample.modality_needs
-    return "av"
+    """The input a rollout shows `sample` with: "av", or its one needed sense when single_sense_input is "own", or
+    for "mixed" one or the other by the question's id (half the single-sense questions each way, the same way at
+    every visit, so the choice never depends on the step, the slot or the process)."""
+    if sample.modality_needs not in ("video", "audio") or single_sense_input == "av":
+        return "av"
+    if single_sense_input == "mixed" and stable_seed(sample.id, "single-sense input") % 2:
+        return "av"
+    return sample.modality_needs
 
 
 def rollout_groups(sampler, samples: list[AVSample], indices: list[int], slots: list[int], step: int,
