@@ -100,6 +100,27 @@ def test_reasoning_mask_drops_the_segments_before_thinking():
     assert torch.equal(keep_BT[1], mask_BT[1]) and torch.equal(keep_BT[2], mask_BT[2])  # padding stays 0
 
 
+class _OneClipCache:
+    """A clip cache that gives every path the same clip."""
+
+    def __init__(self, clip):
+        self.clip = clip
+
+    def get_or_load(self, path, **kwargs):
+        return self.clip
+
+
+class _RecordingSampler:
+    """A rollout sampler that records the prompts it is given and samples nothing."""
+
+    def __init__(self):
+        self.prompts = []
+
+    def sample_groups(self, prompts, seeds):
+        self.prompts.extend(prompts)
+        return [[] for _ in prompts]
+
+
 @pytest.mark.parametrize("single_sense_input, shown", [
     ("av", ["av", "av", "av", "av"]),
     ("own", ["video", "audio", "av", "av"]),  # needs: video, audio, both, unknown
@@ -115,21 +136,9 @@ def test_rollouts_show_single_sense_questions_with_their_own_sense_on_request(si
                         modality_needs=needs) for i, needs in enumerate(["video", "audio", "both", "unknown"])]
     clip = clip_from_arrays(np.zeros((2, 8, 8, 3), np.uint8), np.zeros(16000, np.float32), fps=2.0)
 
-    class Cache:
-        def get_or_load(self, path, **kwargs):
-            return clip
-
-    class RecordingSampler:
-        def __init__(self):
-            self.prompts = []
-
-        def sample_groups(self, prompts, seeds):
-            self.prompts.extend(prompts)
-            return [[] for _ in prompts]
-
     cfg = load_config(TrainConfig, None, [f"data.single_sense_input={single_sense_input}"])
-    sampler = RecordingSampler()
-    groups = rollout_groups(sampler, samples, [0, 1, 2, 3], [0, 1, 2, 3], 1, cfg, Cache(), MediaSkips())
+    sampler = _RecordingSampler()
+    groups = rollout_groups(sampler, samples, [0, 1, 2, 3], [0, 1, 2, 3], 1, cfg, _OneClipCache(clip), MediaSkips())
     assert [p.effective_modality for p in sampler.prompts] == shown
     assert [g.sample.id for g in groups] == ["q0", "q1", "q2", "q3"]
 
@@ -146,24 +155,12 @@ def test_mixed_shows_half_the_single_sense_questions_alone_and_each_one_the_same
                         modality_needs=n) for i, n in enumerate(needs)]
     clip = clip_from_arrays(np.zeros((2, 8, 8, 3), np.uint8), np.zeros(16000, np.float32), fps=2.0)
 
-    class Cache:
-        def get_or_load(self, path, **kwargs):
-            return clip
-
-    class RecordingSampler:
-        def __init__(self):
-            self.prompts = []
-
-        def sample_groups(self, prompts, seeds):
-            self.prompts.extend(prompts)
-            return [[] for _ in prompts]
-
     cfg = load_config(TrainConfig, None, ["data.single_sense_input=mixed"])
     shown = []
     for step, order in ((1, range(40)), (7, reversed(range(40)))):  # another step, the slots in reverse
-        sampler = RecordingSampler()
+        sampler = _RecordingSampler()
         indices = list(order)
-        rollout_groups(sampler, samples, indices, list(range(40)), step, cfg, Cache(), MediaSkips())
+        rollout_groups(sampler, samples, indices, list(range(40)), step, cfg, _OneClipCache(clip), MediaSkips())
         shown.append(dict(zip(indices, (p.effective_modality for p in sampler.prompts))))
     assert shown[0] == shown[1]
     single = [i for i, n in enumerate(needs) if n in ("video", "audio")]
