@@ -100,6 +100,14 @@ def test_reasoning_mask_drops_the_segments_before_thinking():
     assert torch.equal(keep_BT[1], mask_BT[1]) and torch.equal(keep_BT[2], mask_BT[2])  # padding stays 0
 
 
+def _questions(needs: list[str]) -> list:
+    """One two-option question per entry of `needs` (its modality_needs): id q<i>, clip clip<i>.mp4."""
+    from omnivideo_r1.schema import AVSample
+
+    return [AVSample(id=f"q{i}", video=f"clip{i}.mp4", question="Which?", options=["a", "b"], answer="A",
+                     modality_needs=n) for i, n in enumerate(needs)]
+
+
 class _OneClipCache:
     """A clip cache that gives every path the same clip."""
 
@@ -129,11 +137,9 @@ def test_rollouts_show_single_sense_questions_with_their_own_sense_on_request(si
     import numpy as np
 
     from helpers import clip_from_arrays
-    from omnivideo_r1.schema import AVSample
     from omnivideo_r1.train.rollout import MediaSkips, rollout_groups
 
-    samples = [AVSample(id=f"q{i}", video=f"clip{i}.mp4", question="Which?", options=["a", "b"], answer="A",
-                        modality_needs=needs) for i, needs in enumerate(["video", "audio", "both", "unknown"])]
+    samples = _questions(["video", "audio", "both", "unknown"])
     clip = clip_from_arrays(np.zeros((2, 8, 8, 3), np.uint8), np.zeros(16000, np.float32), fps=2.0)
 
     cfg = load_config(TrainConfig, None, [f"data.single_sense_input={single_sense_input}"])
@@ -147,12 +153,10 @@ def test_mixed_shows_half_the_single_sense_questions_alone_and_each_one_the_same
     import numpy as np
 
     from helpers import clip_from_arrays
-    from omnivideo_r1.schema import AVSample
     from omnivideo_r1.train.rollout import MediaSkips, rollout_groups, rollout_modality
 
     needs = ["video", "audio", "both", "unknown"] * 10
-    samples = [AVSample(id=f"q{i}", video=f"clip{i}.mp4", question="Which?", options=["a", "b"], answer="A",
-                        modality_needs=n) for i, n in enumerate(needs)]
+    samples = _questions(needs)
     clip = clip_from_arrays(np.zeros((2, 8, 8, 3), np.uint8), np.zeros(16000, np.float32), fps=2.0)
 
     cfg = load_config(TrainConfig, None, ["data.single_sense_input=mixed"])
@@ -182,11 +186,9 @@ def test_a_clip_without_audio_is_skipped_where_the_stage_shows_its_audio_alone(s
     import numpy as np
 
     from helpers import clip_from_arrays
-    from omnivideo_r1.schema import AVSample
     from omnivideo_r1.train.rollout import MediaSkips, load_sample_clip
 
-    samples = [AVSample(id=f"q{i}", video=f"clip{i}.mp4", question="Which?", options=["a", "b"], answer="A",
-                        modality_needs=needs) for i, needs in enumerate(["video", "audio", "both", "unknown"])]
+    samples = _questions(["video", "audio", "both", "unknown"])
     av = clip_from_arrays(np.zeros((2, 8, 8, 3), np.uint8), np.zeros(16000, np.float32), fps=2.0)
     silent = clip_from_arrays(np.zeros((2, 8, 8, 3), np.uint8), None, fps=2.0)
 
