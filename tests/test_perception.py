@@ -191,6 +191,38 @@ def test_time_window_questions_are_single_modality_and_answered_after_the_listin
         PerceptionConfig(time_question_share=1.5)
 
 
+def test_named_scan_walks_the_listed_shapes_up_to_the_named_one_and_leaves_other_kinds_alone():
+    from omnivideo_r1.synth.scene import sample_timeline
+    from omnivideo_r1.train.perception_data import NAMED_LOOKUPS, scan_text
+
+    scanned = set()
+    for needs, synth, sample in _single_modality_questions(3):
+        kind, tl = sample.extra["query"]["type"], synth.timeline
+        plain = "".join(t for t, _ in question_target(sample, tl, Weights(), "input", "text", needs))
+        pieces = question_target(sample, tl, Weights(), "input", "text", needs, named_scan=True)
+        text = "".join(t for t, _ in pieces)
+        if kind not in NAMED_LOOKUPS:
+            assert text == plain and scan_text(sample, tl) == ""
+            continue
+        scanned.add(kind)
+        field_name, wanted = NAMED_LOOKUPS[kind], sample.extra["query"][NAMED_LOOKUPS[kind]]
+        shapes = sorted(tl.visual, key=lambda e: e.start)
+        hit = next(i for i, e in enumerate(shapes) if getattr(e, field_name) == wanted)
+        steps = [f"{getattr(e, field_name)} no" for e in shapes[:hit]] + [f"{wanted} yes"]
+        reasoning = " " + ", ".join(steps) + f", {sample.answer_text}"
+        assert text == plain.replace(f"<thinking> {sample.answer_text}<", f"<thinking>{reasoning}<")
+        assert parse_choice(extract_answer_block(text), sample.options) == sample.answer
+        assert (reasoning, Weights().content) in pieces  # the scan is learned like the answer text
+    assert scanned == set(NAMED_LOOKUPS)
+    # A query whose name is not on screen is a broken question, not an empty scan.
+    _, synth, sample = next((n, c, s) for n, c, s in _single_modality_questions(3)
+                            if s.extra["query"]["type"] == "colour_of_shape")
+    other = sample_timeline(np.random.default_rng(9), WORLD)
+    other.visual = [e for e in other.visual if e.shape != sample.extra["query"]["shape"]]
+    with pytest.raises(ValueError, match="no shape in its timeline"):
+        scan_text(sample, other)
+
+
 def test_perception_training_smoke_lowers_the_loss_and_measures(tiny_dirs, tmp_path, one_thread):
     from omnivideo_r1.eval.runner import EvalConfig
     from omnivideo_r1.policy.omni import OmniPolicy
