@@ -371,6 +371,8 @@ def test_readout_drills_give_the_listing_and_train_only_the_answer(tiny_dirs, on
     from omnivideo_r1.policy.omni import OmniPolicy
     from omnivideo_r1.train.perception import PerceptionConfig, train_perception
 
+    from omnivideo_r1.train.perception_data import scan_text
+
     policy = OmniPolicy.from_pretrained(tiny_dirs["qwen3_omni"])
     tok = policy.tokenizer
     tasks = _readout_drills(policy, PerceptionConfig(question_evidence="input", time_question_share=0.5), 3, 12)
@@ -381,6 +383,15 @@ def test_readout_drills_give_the_listing_and_train_only_the_answer(tiny_dirs, on
         text = tok.decode(task.ids)
         assert text.startswith(_listing(task.timeline, sample.modality_needs) + "<thinking>")  # listing given ...
         assert _trained_text(tok, task) == f" {sample.answer_text} {sample.answer_text}"  # ... only the answer trained
+    # With named_scan the same drills train the scan too, on the named kinds only.
+    scanned = _readout_drills(policy, PerceptionConfig(question_evidence="input", time_question_share=0.5,
+                                                        named_scan=True), 3, 12)
+    assert [t.prompt.sample.id for t in scanned] == [t.prompt.sample.id for t in tasks]
+    for task in scanned:
+        sample = task.prompt.sample
+        scan = scan_text(sample, task.timeline)
+        assert _trained_text(tok, task) == f"{scan} {sample.answer_text} {sample.answer_text}"
+    assert any(scan_text(t.prompt.sample, t.timeline) for t in scanned)
 
     cfg = PerceptionConfig(steps=2, batch_size=2, warmup_steps=1, log_every=0, readout_drill_rows=3)
     history = train_perception(policy, WORLD, cfg, log=lambda *a: None)
@@ -440,3 +451,26 @@ def test_caption_tasks_list_both_senses_only_when_both_are_shown(tiny_dirs, one_
         assert any(listed != "both" for listed in both_shown)  # a share, not all
     with pytest.raises(ValueError, match="caption_both_share"):
         PerceptionConfig(caption_both_share=1.5)
+
+
+def test_clip_questions_answer_named_lookups_after_a_scan_when_asked(tiny_dirs, one_thread):
+    from omnivideo_r1.policy.omni import OmniPolicy
+    from omnivideo_r1.synth.questions import LetterDeck
+    from omnivideo_r1.train.perception import PerceptionConfig, _make_task
+    from omnivideo_r1.train.perception_data import scan_text
+
+    policy = OmniPolicy.from_pretrained(tiny_dirs["qwen3_omni"])
+    eos = policy.tokenizer.convert_tokens_to_ids("<|im_end|>")
+    scans = []
+    for named_scan in (False, True):
+        cfg = PerceptionConfig(seed=5, question_evidence="input", named_scan=named_scan)
+        rng, deck = np.random.default_rng(3), LetterDeck(np.random.default_rng(4))
+        for i in range(12):
+            task = _make_task(policy, WORLD, cfg, i, "video_question", rng, deck, eos)
+            if task is None:
+                continue
+            sample, text = task.prompt.sample, policy.tokenizer.decode(task.ids)
+            scan = scan_text(sample, task.timeline) if named_scan else ""
+            assert f"<thinking>{scan} {sample.answer_text}</thinking>" in text
+            scans.append(bool(scan))
+    assert any(scans)  # some of the clips' questions are named lookups, and those were scanned
