@@ -122,8 +122,8 @@ class PerceptionConfig:
     question tasks and read-out drills (perception_data.scan_text); false: the answer text alone, the packaged
     base's recipe. Measured (docs/demo-results.md): a base rebuilt with it answers video-only questions on silent
     video at 81.6% on two fresh worlds (65.5% without; named shape 43 -> 93%, named position 43 -> 66%), but the
-    cross-modal questions asked with both senses fall 44.9 -> 25.2%: "What colour was the shape on screen when the
-    ... was heard?" starts like a named question and gets a scan's shape word for an answer. Hence off."""
+    cross-modal questions asked with both senses fall 44.9 -> 25.2% ("What colour was the shape on screen when the
+    ... was heard?" gets a shape word, a scan's first word, for an answer). Hence off."""
     option_letter_weight: float = 0.0
     """Weight of the option-letter loss: the hidden state at each token of an option's text in the prompt
     predicts that option's answer-letter token. It writes each option's letter where its text is, so answering
