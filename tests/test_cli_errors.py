@@ -152,6 +152,8 @@ CASES = [
      "base_model=packaged was trained with other settings than these: world.width=64 (the base: 96)"),
     ("demo-packaged-base-and-pretraining", ["demo", "out_dir={root}/demo", "perception_pretraining=true"],
      "set base_model= (empty) to build the base with perception pretraining"),
+    ("demo-perception-without-pretraining", ["demo", "out_dir={root}/demo", "perception.named_scan=true"],
+     "perception settings apply only when this run builds its base with perception pretraining"),
     ("demo-base-model-missing", ["demo", "out_dir={root}/demo", "base_model={root}/no_model"],
      "no model directory there (config.json missing)"),
     ("demo-bad-model-size", ["demo", "out_dir={root}/demo", "model_size=huge"], "model_size"),

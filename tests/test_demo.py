@@ -35,8 +35,9 @@ def test_demo_smoke_writes_a_consistent_ablation(tmp_path, monkeypatch, base):
     monkeypatch.setattr(sft, "warm_start", recording_warm_start)
     out = tmp_path / "demo"
     perceive = base != "warm_start"
-    overrides = [f"out_dir={out}", f"perception_pretraining={str(base == 'perception').lower()}",
-                 "perception.steps=2", "perception.batch_size=2", "perception.log_every=0"]
+    overrides = [f"out_dir={out}", f"perception_pretraining={str(base == 'perception').lower()}"]
+    if base == "perception":
+        overrides += ["perception.steps=2", "perception.batch_size=2", "perception.log_every=0"]
     if base == "packaged":  # the default demo's base, with the media settings it was built with
         overrides += ["base_model=packaged", "model_size=demo", "world.width=96", "max_pixels=6144", "max_frames=8"]
     if perceive:  # the paper's RL data: cross-modal questions only
@@ -500,6 +501,9 @@ def test_a_single_sense_share_outside_cross_modal_rl_is_a_config_error(overrides
     (["seed=1000"], r"trained on the clips of world seed 1000"),
     (["perception_pretraining=true"], r"nothing would be pretrained; set base_model= \(empty\)"),
     (["base_model=no/such/dir"], r"base_model 'no/such/dir': no model directory there"),
+    (["perception.named_scan=true"], r"perception.named_scan=True: perception settings apply only when this run "
+                                     r"builds its base .*\(the base is packaged\)"),
+    (["base_model=", "perception.steps=10"], r"perception.steps=10: .*\(the base is the format warm start\)"),
 ])
 def test_demo_refuses_settings_the_base_was_not_built_for(overrides, message):
     from omnivideo_r1.config import ConfigError

@@ -74,8 +74,7 @@ class DemoConfig:
     another seed, never a cross-modal question), the stand-in for a real checkpoint's pretraining. Its replies
     list the events before answering: set max_new_tokens >= 128 (>= 208 with perception.question_evidence=input).
     Results: docs/demo-results.md."""
-    perception: PerceptionConfig = field(default_factory=lambda: PerceptionConfig(
-        steps=1500, question_evidence="input", time_question_share=0.5, readout_drill_rows=32))
+    perception: PerceptionConfig = field(default_factory=lambda: packaged_base_perception())
     """Perception pretraining settings (those the packaged base was built with); its media settings (frames,
     pixels) are taken from this config's."""
     threads: int = 1
@@ -202,6 +201,16 @@ class DemoConfig:
         elif self.base_model and not os.path.isfile(os.path.join(self.base_model, "config.json")):
             raise ValueError(f"base_model {self.base_model!r}: no model directory there (config.json missing); give "
                              "a checkpoint folder such as an earlier demo's base/ or qi/final/, \"packaged\", or \"\"")
+        if not self.perception_pretraining:
+            # Perception settings only shape a base built in this run; a silent no-op would let a run that sets,
+            # say, perception.named_scan=true report the packaged base's numbers as the option's.
+            built, mine = asdict(packaged_base_perception()), asdict(self.perception)
+            differ = [f"perception.{k}={_plain(mine[k])}" for k in mine if _plain(mine[k]) != _plain(built[k])]
+            if differ:
+                raise ValueError(f"{', '.join(differ)}: perception settings apply only when this run builds its base "
+                                 "with perception pretraining, and perception_pretraining is false (the base is "
+                                 f"{self.base_model or 'the format warm start'}); set base_model= "
+                                 "perception_pretraining=true to build one with them (~75 min), or drop them")
         if self.perception_pretraining and self.perception.seed == self.seed:
             raise ValueError(f"perception.seed {self.perception.seed} equals seed {self.seed}: perception "
                              "pretraining would train on the clips of the world the demo evaluates on; pick another")
@@ -212,6 +221,11 @@ class DemoConfig:
                 arm_config(self, stage, "arm", "base", "train.jsonl", steps)
             except ValueError as err:
                 raise ValueError(f"the {stage.upper()} arm built from these settings: {err}") from None
+
+
+def packaged_base_perception() -> PerceptionConfig:
+    """The perception settings the packaged base was built with (its provenance.json), the demo's default."""
+    return PerceptionConfig(steps=1500, question_evidence="input", time_question_share=0.5, readout_drill_rows=32)
 
 
 def _check_packaged_base(cfg: DemoConfig) -> None:
