@@ -76,7 +76,8 @@ class DemoConfig:
     Results: docs/demo-results.md."""
     perception: PerceptionConfig = field(default_factory=lambda: packaged_base_perception())
     """Perception pretraining settings (those the packaged base was built with); its media settings (frames,
-    pixels) are taken from this config's."""
+    pixels) are taken from this config's. Other values are refused unless perception_pretraining is true: they
+    would not apply to a base taken as it is."""
     threads: int = 1
     """torch CPU threads per process (0: leave torch's default). See the class docstring."""
     workers: int = 2
