@@ -370,7 +370,6 @@ def _trained_text(tok, task) -> str:
 def test_readout_drills_give_the_listing_and_train_only_the_answer(tiny_dirs, one_thread):
     from omnivideo_r1.policy.omni import OmniPolicy
     from omnivideo_r1.train.perception import PerceptionConfig, train_perception
-
     from omnivideo_r1.train.perception_data import scan_text
 
     policy = OmniPolicy.from_pretrained(tiny_dirs["qwen3_omni"])

@@ -36,6 +36,11 @@ PACKAGED_BASE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath
                                  "demo_perception_base")
 
 
+def packaged_base_perception() -> PerceptionConfig:
+    """The perception settings the packaged base was built with (its provenance.json), the demo's default."""
+    return PerceptionConfig(steps=1500, question_evidence="input", time_question_share=0.5, readout_drill_rows=32)
+
+
 @dataclass
 class DemoConfig:
     """Settings of `omnivideo-r1 demo` (override any as key=value). The defaults start the RL arms from the
@@ -74,7 +79,7 @@ class DemoConfig:
     another seed, never a cross-modal question), the stand-in for a real checkpoint's pretraining. Its replies
     list the events before answering: set max_new_tokens >= 128 (>= 208 with perception.question_evidence=input).
     Results: docs/demo-results.md."""
-    perception: PerceptionConfig = field(default_factory=lambda: packaged_base_perception())
+    perception: PerceptionConfig = field(default_factory=packaged_base_perception)
     """Perception pretraining settings (those the packaged base was built with); its media settings (frames,
     pixels) are taken from this config's. Other values are refused unless perception_pretraining is true: they
     would not apply to a base taken as it is."""
@@ -205,13 +210,15 @@ class DemoConfig:
         if not self.perception_pretraining:
             # Perception settings only shape a base built in this run; a silent no-op would let a run that sets,
             # say, perception.named_scan=true report the packaged base's numbers as the option's.
-            built, mine = asdict(packaged_base_perception()), asdict(self.perception)
-            differ = [f"perception.{k}={_plain(mine[k])}" for k in mine if _plain(mine[k]) != _plain(built[k])]
+            mine = asdict(self.perception)
+            differ = [f"perception.{k}={_plain(mine[k])}"
+                      for k in _differing(mine, asdict(packaged_base_perception()))]
             if differ:
                 raise ValueError(f"{', '.join(differ)}: perception settings apply only when this run builds its base "
                                  "with perception pretraining, and perception_pretraining is false (the base is "
                                  f"{self.base_model or 'the format warm start'}); set base_model= "
-                                 "perception_pretraining=true to build one with them (~75 min), or drop them")
+                                 "perception_pretraining=true to build one with them (~50 min for 1500 steps), or "
+                                 "drop them")
         if self.perception_pretraining and self.perception.seed == self.seed:
             raise ValueError(f"perception.seed {self.perception.seed} equals seed {self.seed}: perception "
                              "pretraining would train on the clips of the world the demo evaluates on; pick another")
@@ -224,11 +231,6 @@ class DemoConfig:
                 raise ValueError(f"the {stage.upper()} arm built from these settings: {err}") from None
 
 
-def packaged_base_perception() -> PerceptionConfig:
-    """The perception settings the packaged base was built with (its provenance.json), the demo's default."""
-    return PerceptionConfig(steps=1500, question_evidence="input", time_question_share=0.5, readout_drill_rows=32)
-
-
 def _check_packaged_base(cfg: DemoConfig) -> None:
     """The packaged base only perceives the world and media it was trained on, and it has seen the clips of world
     seed perception.seed: refuse settings that would silently make it blind or evaluate it on its training clips."""
@@ -238,8 +240,7 @@ def _check_packaged_base(cfg: DemoConfig) -> None:
             "max_pixels": cfg.max_pixels, **{f"world.{k}": v for k, v in asdict(cfg.world).items()}}
     theirs = {"family": built["family"], "model_size": built["model_size"], **built["media"],
               **{f"world.{k}": v for k, v in built["world"].items()}}
-    differ = [f"{k}={_plain(mine[k])} (the base: {_plain(theirs.get(k))})" for k in mine
-              if _plain(mine[k]) != _plain(theirs.get(k))]
+    differ = [f"{k}={_plain(mine[k])} (the base: {_plain(theirs.get(k))})" for k in _differing(mine, theirs)]
     if differ:
         raise ValueError(f"base_model=packaged was trained with other settings than these: {'; '.join(differ)}. Keep "
                          "the defaults for those, or set base_model= (empty) to build a base for your settings "
@@ -247,6 +248,11 @@ def _check_packaged_base(cfg: DemoConfig) -> None:
     if cfg.seed == built["perception"]["seed"]:
         raise ValueError(f"seed {cfg.seed}: the packaged base was trained on the clips of world seed "
                          f"{built['perception']['seed']}, so the demo would evaluate it on them; pick another seed")
+
+
+def _differing(mine: dict, theirs: dict) -> list[str]:
+    """The keys of `mine` whose values differ from `theirs` (a key `theirs` lacks differs)."""
+    return [k for k in mine if _plain(mine[k]) != _plain(theirs.get(k))]
 
 
 def _plain(value):
