@@ -223,6 +223,40 @@ def test_named_scan_walks_the_listed_shapes_up_to_the_named_one_and_leaves_other
         scan_text(sample, other)
 
 
+_WINDOW_TIMELINE = dict(duration=4.0,
+                        visual=[("circle", "red", "left", 0.0, 1.0), ("square", "blue", "right", 1.5, 2.5),
+                                ("circle", "green", "center", 3.0, 4.0)],
+                        audio=[("low", 0.5, 1.0), ("noise", 2.0, 2.5)])
+
+
+@pytest.mark.parametrize("kind, start, end, answer, scan", [
+    ("colour_at_time", 0.25, 0.75, "red", " 0.0-1.0 yes,"),  # the first shape already overlaps
+    ("colour_at_time", 2.0, 2.5, "blue", " 0.0-1.0 no, 1.5-2.5 yes,"),
+    ("colour_at_time", 2.25, 3.25, "blue", " 0.0-1.0 no, 1.5-2.5 yes,"),  # stops at the first overlap
+    ("shape_at_time", 1.0, 1.5, "no shape was on screen", " 0.0-1.0 no, 1.5-2.5 no, 3.0-4.0 no,"),  # touching
+    ("sound_at_time", 1.75, 2.25, "a noise burst", " 0.5-1.0 no, 2.0-2.5 yes,"),  # walks the sounds, not shapes
+    ("colour_of_shape", None, None, "blue", ""),  # not a time-window question
+])
+def test_window_scan_walks_the_listed_events_of_its_sense_up_to_the_first_in_the_window(kind, start, end, answer,
+                                                                                       scan):
+    from omnivideo_r1.schema import AVSample
+    from omnivideo_r1.synth.scene import AudioEvent, Timeline, VisualEvent
+    from omnivideo_r1.train.perception_data import window_scan_text
+
+    t = _WINDOW_TIMELINE
+    tl = Timeline(t["duration"], [VisualEvent(*v) for v in t["visual"]], [AudioEvent(*a) for a in t["audio"]])
+    query = {"type": kind, "start": start, "end": end} if start is not None else {"type": kind, "shape": "square"}
+    options = [answer, "yellow", "purple", "orange"]
+    sample = AVSample(id=f"w-{kind}", video="", question="?", options=options, answer="A",
+                      modality_needs="audio" if kind == "sound_at_time" else "video", extra={"query": query})
+    assert window_scan_text(sample, tl) == scan
+    text = "".join(p for p, _ in question_target(sample, tl, Weights(), "input", "text", "av", window_scan=True))
+    assert f"<thinking>{scan} {answer}</thinking>" in text
+    assert parse_choice(extract_answer_block(text), options) == "A"
+    plain = "".join(p for p, _ in question_target(sample, tl, Weights(), "input", "text", "av"))
+    assert f"<thinking> {answer}</thinking>" in plain  # off by default
+
+
 def test_perception_training_smoke_lowers_the_loss_and_measures(tiny_dirs, tmp_path, one_thread):
     from omnivideo_r1.eval.runner import EvalConfig
     from omnivideo_r1.policy.omni import OmniPolicy
@@ -370,7 +404,7 @@ def _trained_text(tok, task) -> str:
 def test_readout_drills_give_the_listing_and_train_only_the_answer(tiny_dirs, one_thread):
     from omnivideo_r1.policy.omni import OmniPolicy
     from omnivideo_r1.train.perception import PerceptionConfig, train_perception
-    from omnivideo_r1.train.perception_data import scan_text
+    from omnivideo_r1.train.perception_data import scan_text, window_scan_text
 
     policy = OmniPolicy.from_pretrained(tiny_dirs["qwen3_omni"])
     tok = policy.tokenizer
@@ -391,6 +425,15 @@ def test_readout_drills_give_the_listing_and_train_only_the_answer(tiny_dirs, on
         scan = scan_text(sample, task.timeline)
         assert _trained_text(tok, task) == f"{scan} {sample.answer_text} {sample.answer_text}"
     assert any(scan_text(t.prompt.sample, t.timeline) for t in scanned)
+    # With window_scan too, the time-window drills train their scan by time.
+    both = _readout_drills(policy, PerceptionConfig(question_evidence="input", time_question_share=0.5,
+                                                     named_scan=True, window_scan=True), 3, 12)
+    assert [t.prompt.sample.id for t in both] == [t.prompt.sample.id for t in tasks]
+    for task in both:
+        sample = task.prompt.sample
+        scan = scan_text(sample, task.timeline) + window_scan_text(sample, task.timeline)
+        assert _trained_text(tok, task) == f"{scan} {sample.answer_text} {sample.answer_text}"
+    assert any(window_scan_text(t.prompt.sample, t.timeline) for t in both)
 
     cfg = PerceptionConfig(steps=2, batch_size=2, warmup_steps=1, log_every=0, readout_drill_rows=3)
     history = train_perception(policy, WORLD, cfg, log=lambda *a: None)
@@ -452,24 +495,27 @@ def test_caption_tasks_list_both_senses_only_when_both_are_shown(tiny_dirs, one_
         PerceptionConfig(caption_both_share=1.5)
 
 
-def test_clip_questions_answer_named_lookups_after_a_scan_when_asked(tiny_dirs, one_thread):
+def test_clip_questions_answer_named_and_time_window_lookups_after_a_scan_when_asked(tiny_dirs, one_thread):
     from omnivideo_r1.policy.omni import OmniPolicy
     from omnivideo_r1.synth.questions import LetterDeck
     from omnivideo_r1.train.perception import PerceptionConfig, _make_task
-    from omnivideo_r1.train.perception_data import scan_text
+    from omnivideo_r1.train.perception_data import scan_text, window_scan_text
 
     policy = OmniPolicy.from_pretrained(tiny_dirs["qwen3_omni"])
     eos = policy.tokenizer.convert_tokens_to_ids("<|im_end|>")
     scans = []
-    for named_scan in (False, True):
-        cfg = PerceptionConfig(seed=5, question_evidence="input", named_scan=named_scan)
+    for named_scan, window_scan in ((False, False), (True, False), (True, True)):
+        cfg = PerceptionConfig(seed=5, question_evidence="input", time_question_share=0.5, named_scan=named_scan,
+                               window_scan=window_scan)
         rng, deck = np.random.default_rng(3), LetterDeck(np.random.default_rng(4))
-        for i in range(12):
+        for i in range(16):
             task = _make_task(policy, WORLD, cfg, i, "video_question", rng, deck, eos)
             if task is None:
                 continue
             sample, text = task.prompt.sample, policy.tokenizer.decode(task.ids)
-            scan = scan_text(sample, task.timeline) if named_scan else ""
-            assert f"<thinking>{scan} {sample.answer_text}</thinking>" in text
-            scans.append(bool(scan))
-    assert any(scans)  # some of the clips' questions are named lookups, and those were scanned
+            named = scan_text(sample, task.timeline) if named_scan else ""
+            by_time = window_scan_text(sample, task.timeline) if window_scan else ""
+            assert f"<thinking>{named}{by_time} {sample.answer_text}</thinking>" in text
+            scans.append((bool(named), bool(by_time)))
+    # Some of the clips' questions are named lookups and some time-window ones, and those were scanned.
+    assert (True, False) in scans and (False, True) in scans

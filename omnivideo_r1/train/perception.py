@@ -123,7 +123,18 @@ class PerceptionConfig:
     base's recipe. Measured (docs/demo-results.md): a base rebuilt with it answers video-only questions on silent
     video at 81.6% on two fresh worlds (65.5% without; named shape 43 -> 93%, named position 43 -> 66%), but the
     cross-modal questions asked with both senses fall 44.9 -> 25.2% ("What colour was the shape on screen when the
-    ... was heard?" gets a shape word, a scan's first word, for an answer). Hence off."""
+    ... was heard?" gets a shape word, a scan's first word, for an answer). Hence off; with window_scan most of that
+    loss comes back (see there)."""
+    window_scan: bool = False
+    """Write the reasoning of time-window questions ("What colour was the shape on screen at 1.0-1.5 s?") as a
+    scan of the listed events' time spans up to the first inside the window, `<thinking> 0.0-1.0 no, 1.0-2.0 yes,
+    green</thinking>` (perception_data.window_scan_text), in question tasks and read-out drills; false: the answer
+    text alone, the packaged base's recipe. Meant to go with named_scan: the cross-modal questions share the
+    time-window questions' wording, and should get a scan by time instead of a named scan's shape word. Measured
+    with named_scan in two rebuilt bases (docs/demo-results.md): video-only questions on silent video 77.3 / 77.9%
+    on the test splits (63.6 / 62.1% without either scan), cross-modal questions asked with both senses 40.6 /
+    42.0% (26.1% with named_scan alone; 42.2 / 42.0% without either), audio questions asked with both senses 5-7
+    points lower; RL on top gains nothing. Hence off."""
     option_letter_weight: float = 0.0
     """Weight of the option-letter loss: the hidden state at each token of an option's text in the prompt
     predicts that option's answer-letter token. It writes each option's letter where its text is, so answering
@@ -207,7 +218,7 @@ def _make_task(policy, world: WorldConfig, cfg: PerceptionConfig, index: int, ki
             return None
         prompt = make_prompt(sample, clip, modality)
         pieces = question_target(sample, synth.timeline, cfg.weights, cfg.question_evidence,
-                                 cfg.answer_style, modality, cfg.named_scan)
+                                 cfg.answer_style, modality, cfg.named_scan, cfg.window_scan)
     ids, weights = tokenize_pieces(policy.tokenizer, pieces)
     return Task(prompt, ids + [eos], weights + [cfg.weights.template], synth.timeline, kind)
 
@@ -248,7 +259,7 @@ def _readout_drill_task(policy, world: WorldConfig, cfg: PerceptionConfig, rng: 
     merged = cfg.readout_drill_av_share > 0 and rng.random() < cfg.readout_drill_av_share
     given = Weights(content=0.0, time=0.0, template=0.0)
     pieces = question_target(sample, timeline, given, cfg.question_evidence, cfg.answer_style,
-                             "av" if merged else needs, cfg.named_scan)
+                             "av" if merged else needs, cfg.named_scan, cfg.window_scan)
     # The last five pieces are <thinking>, the answer text, </thinking><answer>, the answer, </answer>.
     pieces[-4] = (pieces[-4][0], cfg.weights.content)
     pieces[-2] = (pieces[-2][0], cfg.weights.content)

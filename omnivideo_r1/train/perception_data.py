@@ -26,7 +26,7 @@ from ..media.types import Clip
 from ..schema import AVSample
 from ..synth.questions import (QUERY_TYPES, TIME_WINDOW_TYPES, LetterDeck, candidate_queries, make_question,
                                time_window_queries)
-from ..synth.scene import Timeline, WorldConfig, _shape_mask
+from ..synth.scene import Timeline, WorldConfig, _shape_mask, overlap
 
 Pieces = list[tuple[str, float]]
 """A target as (text, loss weight) pieces; their concatenation is the target text."""
@@ -113,8 +113,32 @@ def scan_text(sample: AVSample, timeline: Timeline) -> str:
                      "exactly one (synth/questions.py: candidate_queries)")
 
 
+def window_scan_text(sample: AVSample, timeline: Timeline) -> str:
+    """A time-window question written out as a scan of the listed events of its sense, each one's time span and
+    whether it overlaps the window, up to the first that does (" 0.0-1.0 no, 1.0-2.0 yes," for "What colour was
+    the shape on screen at 1.0-1.5 s?"; every event with "no" when none does); "" for every other question.
+
+    Why: a cross-modal question ("What colour was the shape on screen when the beep was heard?") starts with the
+    words of the time-window question and must be answered the same way, by a time, then what was on screen then.
+    With the named scan alone, a rebuilt base answered it with a shape word, a named scan's first word
+    (docs/demo-results.md); this gives the shared wording a scan by time."""
+    kind = sample.extra.get("query", {}).get("type", "")
+    if kind not in TIME_WINDOW_TYPES:
+        return ""
+    start, end = float(sample.extra["query"]["start"]), float(sample.extra["query"]["end"])
+    visual = TIME_WINDOW_TYPES[kind][0] == "video"
+    parts = []
+    for event in timeline.events(visual=visual, audio=not visual):
+        hit = overlap(start, end, event.start, event.end) > 0
+        parts.append(f"{event.start:.1f}-{event.end:.1f} {'yes' if hit else 'no'}")
+        if hit:
+            break
+    return " " + ", ".join(parts) + "," if parts else ""
+
+
 def question_target(sample: AVSample, timeline: Timeline, w: Weights, evidence: str = "all",
-                    answer_style: str = "text", input_modality: str = "av", named_scan: bool = False) -> Pieces:
+                    answer_style: str = "text", input_modality: str = "av", named_scan: bool = False,
+                    window_scan: bool = False) -> Pieces:
     """The grounded answer: `<time>..</time><caption>..</caption>` segments, `<thinking> answer text</thinking>`,
     `<answer>..</answer>`.
 
@@ -126,7 +150,8 @@ def question_target(sample: AVSample, timeline: Timeline, w: Weights, evidence: 
     one here; the RL stages are).
     answer_style "text" answers with the option's own text, sparing a small model the option-to-letter lookup.
     named_scan writes a question about a named shape or position as a scan before its answer text (`scan_text`):
-    `<thinking> triangle no, circle yes, green</thinking>`.
+    `<thinking> triangle no, circle yes, green</thinking>`. window_scan does the same for a time-window question
+    by the events' time spans (`window_scan_text`): `<thinking> 0.0-1.0 no, 1.0-2.0 yes, green</thinking>`.
     """
     if evidence not in QUESTION_EVIDENCE or answer_style not in ANSWER_STYLES:
         raise ValueError(f"question_target: evidence {evidence!r} must be one of {QUESTION_EVIDENCE} and "
@@ -143,7 +168,8 @@ def question_target(sample: AVSample, timeline: Timeline, w: Weights, evidence: 
     # " red circle", with its leading space, is tokenised exactly as the option line "B. red circle" and the
     # caption are; "<thinking>red" would start with a different token.
     answer = f" {sample.answer_text}" if answer_style == "text" else sample.answer
-    reasoning = (scan_text(sample, timeline) if named_scan else "") + f" {sample.answer_text}"
+    reasoning = (scan_text(sample, timeline) if named_scan else "") + \
+        (window_scan_text(sample, timeline) if window_scan else "") + f" {sample.answer_text}"
     return pieces + [("<thinking>", w.template), (reasoning, w.content),
                      ("</thinking><answer>", w.template), (answer, w.content), ("</answer>", w.template)]
 
