@@ -17,7 +17,7 @@ model perceives anything.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -57,12 +57,17 @@ class Weights:
     """Everything else (tags, "appears on the", "sounds."): kept small but non-zero so the format is learned."""
 
 
+def span_text(event: Any) -> str:
+    """An event's time span as its `<time>` tag writes it ("1.0-1.8"); the window scan copies these digits."""
+    return f"{event.start:.1f}-{event.end:.1f}"
+
+
 def caption_pieces(event: Any, w: Weights) -> Pieces:
     """One event's `<time>..</time><caption>..</caption>` with its content words marked (same text as the world's
     reference caption, which the intent reward compares against)."""
     text = event.caption
     words = [event.colour, event.shape, event.position] if hasattr(event, "colour") else [SOUND_WORD[event.sound]]
-    pieces: Pieces = [("<time>", w.template), (f"{event.start:.1f}-{event.end:.1f}", w.time),
+    pieces: Pieces = [("<time>", w.template), (span_text(event), w.time),
                       ("</time><caption>", w.template)]
     at = 0
     for word in words:
@@ -103,12 +108,11 @@ def scan_text(sample: AVSample, timeline: Timeline) -> str:
     field_name = NAMED_LOOKUPS.get(sample.extra.get("query", {}).get("type", ""))
     if field_name is None:
         return ""
-    wanted, parts = sample.extra["query"][field_name], []
-    for event in timeline.events(visual=True, audio=False):
-        hit = getattr(event, field_name) == wanted
-        parts.append(f"{getattr(event, field_name)} {'yes' if hit else 'no'}")
-        if hit:
-            return " " + ", ".join(parts) + ","
+    wanted = sample.extra["query"][field_name]
+    text, found = _walk(timeline.events(visual=True, audio=False), lambda e: getattr(e, field_name),
+                        lambda e: getattr(e, field_name) == wanted)
+    if found:
+        return text
     raise ValueError(f"{sample.id}: no shape in its timeline has {field_name} {wanted!r}; a named question needs "
                      "exactly one (synth/questions.py: candidate_queries)")
 
@@ -127,13 +131,21 @@ def window_scan_text(sample: AVSample, timeline: Timeline) -> str:
         return ""
     start, end = float(sample.extra["query"]["start"]), float(sample.extra["query"]["end"])
     visual = TIME_WINDOW_TYPES[kind][0] == "video"
+    text, _ = _walk(timeline.events(visual=visual, audio=not visual), span_text,
+                    lambda e: overlap(start, end, e.start, e.end) > 0)
+    return text
+
+
+def _walk(events: Sequence[Any], label: Callable[[Any], str], is_hit: Callable[[Any], bool]) -> tuple[str, bool]:
+    """The steps of a scan, " a no, b yes,": each event's label and whether it is the one sought, up to the first
+    that is; and whether one was ("" and False for no events)."""
     parts = []
-    for event in timeline.events(visual=visual, audio=not visual):
-        hit = overlap(start, end, event.start, event.end) > 0
-        parts.append(f"{event.start:.1f}-{event.end:.1f} {'yes' if hit else 'no'}")
+    for event in events:
+        hit = is_hit(event)
+        parts.append(f"{label(event)} {'yes' if hit else 'no'}")
         if hit:
-            break
-    return " " + ", ".join(parts) + "," if parts else ""
+            return " " + ", ".join(parts) + ",", True
+    return (" " + ", ".join(parts) + "," if parts else ""), False
 
 
 def question_target(sample: AVSample, timeline: Timeline, w: Weights, evidence: str = "all",
