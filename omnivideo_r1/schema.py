@@ -28,6 +28,13 @@ MODALITIES = ("av", "video", "audio")
 audio (audio only). Rewards, prompts and evaluation share them."""
 
 
+def time_span_text(start: float, end: float) -> str:
+    """A time span as a `<time>` tag writes it: "1.0-2.5" (tenths of a second). Every target, drill and question that
+    quotes a span takes its digits from here, so they match the policy's tags token for token;
+    `rewards.grounded_format.parse_time_range` reads them back."""
+    return f"{start:.1f}-{end:.1f}"
+
+
 class SchemaError(UserError, ValueError):
     """A record that does not fit the sample schema; the message names the file, line and field."""
 

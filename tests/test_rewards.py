@@ -10,11 +10,11 @@ from omnivideo_r1.rewards import REWARDS, compute_rewards
 from omnivideo_r1.rewards.answer import AnswerRewardConfig, answer_reward
 from omnivideo_r1.rewards.combine import combine_rewards
 from omnivideo_r1.rewards.format import FormatRewardConfig, format_reward
-from omnivideo_r1.rewards.grounded_format import parse_grounded_response
+from omnivideo_r1.rewards.grounded_format import parse_grounded_response, parse_time_range
 from omnivideo_r1.rewards.intent import IntentRewardConfig, intent_reward
 from omnivideo_r1.rewards.modality import ModalityRewardConfig, modality_attention_reward
 from omnivideo_r1.rewards.types import RewardOutput, RolloutRecord
-from omnivideo_r1.schema import AVSample, TimeCaption
+from omnivideo_r1.schema import AVSample, TimeCaption, time_span_text
 
 
 def make_sample(**kw) -> AVSample:
@@ -101,6 +101,15 @@ def test_parse_grounded_response_fields():
     assert parsed.ok and parsed.answer == "B" and parsed.thinking == "The beep comes with green."
     assert [(s.start, s.end, s.caption) for s in parsed.segments] == [(0.0, 1.0, "red"),
                                                                      (1.0, 2.5, "A green circle with a high beep.")]
+
+
+@pytest.mark.parametrize("start, end, text", [(1.0, 2.5, "1.0-2.5"), (0.0, 0.75, "0.0-0.8"), (12.04, 13.96, "12.0-14.0")])
+def test_time_span_text_is_what_the_tag_parser_reads(start, end, text):
+    # Targets, drills and questions write spans with time_span_text; the format and intent rewards read them back.
+    assert time_span_text(start, end) == text
+    assert parse_time_range(text) == (float(text.split("-")[0]), float(text.split("-")[1]))
+    assert parse_grounded_response(f"<time>{time_span_text(start, end)}</time><caption>x</caption>").segments[0].end \
+        == round(end, 1)
 
 
 ANSWER_CASES = [

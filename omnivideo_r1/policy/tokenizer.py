@@ -13,6 +13,7 @@ import string
 from typing import Literal
 
 from .. import prompts
+from ..schema import time_span_text
 
 Family = Literal["qwen3_omni", "qwen2_5_omni"]
 FAMILIES: tuple[str, ...] = ("qwen3_omni", "qwen2_5_omni")
@@ -109,7 +110,7 @@ def training_corpus() -> list[str]:
     for _ in range(20):
         lines.append(" ".join(letters) + " " + "\n".join(f"{c}. {w}" for c, w in zip(letters, _WORDS)))
         lines.append(" ".join(f"answer is {c}" for c in letters))
-    digits = " ".join(f"{i / 10:.1f}-{(i + 7) / 10:.1f}" for i in range(0, 200, 3))
+    digits = " ".join(time_span_text(i / 10, (i + 7) / 10) for i in range(0, 200, 3))
     lines += [digits, " ".join(str(i) for i in range(100))]
     lines += [string.printable]
     return lines

@@ -60,7 +60,8 @@ class GroundedResponse:
 
 
 def parse_time_range(text: str) -> tuple[float, float] | None:
-    """ "1.0-2.5" -> (1.0, 2.5); None when it is not two non-negative numbers joined by a dash."""
+    """ "1.0-2.5" -> (1.0, 2.5); None when it is not two non-negative numbers joined by a dash. The inverse of
+    `schema.time_span_text`, which writes the spans of every target, drill and question."""
     m = _TIME.fullmatch(text)
     return (float(m.group(1)), float(m.group(2))) if m else None
 

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..schema import LETTERS, AVSample
+from ..schema import LETTERS, AVSample, time_span_text
 from .scene import POSITION_PHRASE, SOUND_NAME, Timeline, WorldConfig, overlap
 
 Knowledge = Literal["video", "audio", "both"]
@@ -241,7 +241,7 @@ def question_text(query: dict[str, Any]) -> str:
     if kind == "shape_during_sound":
         return f"Which shape was on screen when the {SOUND_NAME[query['sound']]} was heard?"
     if kind in TIME_WINDOW_TYPES:
-        window = f"{query['start']:.1f}-{query['end']:.1f} s"  # the digits a <time> tag writes
+        window = f"{time_span_text(query['start'], query['end'])} s"  # the digits a <time> tag writes
         return {"colour_at_time": f"What colour was the shape on screen at {window}?",
                 "shape_at_time": f"Which shape was on screen at {window}?",
                 "sound_at_time": f"Which sound was heard at {window}?"}[kind]

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..media.frames import resize_frame
 from ..media.types import Clip
-from ..schema import AVSample
+from ..schema import AVSample, time_span_text
 from ..synth.questions import (QUERY_TYPES, TIME_WINDOW_TYPES, LetterDeck, candidate_queries, make_question,
                                time_window_queries)
 from ..synth.scene import Timeline, WorldConfig, _shape_mask, overlap
@@ -59,7 +59,7 @@ class Weights:
 
 def span_text(event: Any) -> str:
     """An event's time span as its `<time>` tag writes it ("1.0-1.8"); the window scan copies these digits."""
-    return f"{event.start:.1f}-{event.end:.1f}"
+    return time_span_text(event.start, event.end)
 
 
 def caption_pieces(event: Any, w: Weights) -> Pieces:
