@@ -55,7 +55,8 @@ def format_target(sample: AVSample, max_segments: int, style: str = "full") -> s
     evidence = [TimeCaption(float(e["start"]), float(e["end"]), str(e["caption"]))
                 for e in sample.extra.get("evidence", [])]
     pairs = sorted(evidence or sample.time_captions, key=lambda tc: tc.start)[:max_segments]
-    segments = "".join(f"<time>{time_span_text(tc.start, tc.end)}</time><caption>{tc.caption}</caption>" for tc in pairs)
+    segments = "".join(f"<time>{time_span_text(tc.start, tc.end)}</time><caption>{tc.caption}</caption>"
+                       for tc in pairs)
     if style == "compact":
         return f"{segments}<thinking>{sample.answer_text}</thinking><answer>{sample.answer}</answer>"
     thinking = f"The question asks: {sample.question} The clues point to {sample.answer_text}."
