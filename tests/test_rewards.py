@@ -103,13 +103,15 @@ def test_parse_grounded_response_fields():
                                                                      (1.0, 2.5, "A green circle with a high beep.")]
 
 
-@pytest.mark.parametrize("start, end, text", [(1.0, 2.5, "1.0-2.5"), (0.0, 0.75, "0.0-0.8"), (12.04, 13.96, "12.0-14.0")])
-def test_time_span_text_is_what_the_tag_parser_reads(start, end, text):
+@pytest.mark.parametrize("start, end, text, parsed", [(1.0, 2.5, "1.0-2.5", (1.0, 2.5)),
+                                                      (0.0, 0.75, "0.0-0.8", (0.0, 0.8)),
+                                                      (12.04, 13.96, "12.0-14.0", (12.0, 14.0))])
+def test_time_span_text_is_what_the_tag_parser_reads(start, end, text, parsed):
     # Targets, drills and questions write spans with time_span_text; the format and intent rewards read them back.
     assert time_span_text(start, end) == text
-    assert parse_time_range(text) == (float(text.split("-")[0]), float(text.split("-")[1]))
-    assert parse_grounded_response(f"<time>{time_span_text(start, end)}</time><caption>x</caption>").segments[0].end \
-        == round(end, 1)
+    assert parse_time_range(text) == parsed
+    segment = parse_grounded_response(f"<time>{text}</time><caption>x</caption>").segments[0]
+    assert (segment.start, segment.end) == parsed
 
 
 ANSWER_CASES = [
